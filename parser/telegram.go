@@ -95,7 +95,10 @@ type MBus struct {
 // MonthPeak is one entry of the Belgian capacity-tariff history 0-0:98.1.0:
 // the highest quarter-hour average demand of a month.
 type MonthPeak struct {
-	Month time.Time // start of the month the entry closes (as the meter stamps it)
+	// Month is the local start of the month the peak belongs to. The meter
+	// stamps each entry with the midnight that closed the month (the 1st of
+	// the next month); Month is one calendar month before that stamp.
+	Month time.Time
 	At    time.Time // when the peak quarter-hour happened; zero when the month had none
 	Value Decimal   // in W
 }
@@ -231,3 +234,8 @@ func (e *SyntaxError) Error() string {
 
 // Is makes errors.Is(err, ErrSyntax) true.
 func (e *SyntaxError) Is(target error) bool { return target == ErrSyntax }
+
+// MaxTelegramSize bounds one frame. The longest real telegrams are about
+// 2.5 KB (13 months of peak history, long failure logs); 16 KiB leaves room
+// for every variant while keeping a garbage stream from holding memory.
+const MaxTelegramSize = 16 << 10
