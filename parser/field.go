@@ -8,30 +8,30 @@ type Field uint8
 
 // Fields of the "p1" measurement, in the order DESIGN.md lists them.
 const (
-	TakenT1          Field = iota // taken_t1_kwh, 1-0:1.8.1
-	TakenT2                       // taken_t2_kwh, 1-0:1.8.2
-	Taken                         // taken_kwh, 1-0:1.8.0 or the sum of the tariffs
-	InjectedT1                    // injected_t1_kwh, 1-0:2.8.1
-	InjectedT2                    // injected_t2_kwh, 1-0:2.8.2
-	Injected                      // injected_kwh, 1-0:2.8.0 or the sum of the tariffs
-	PowerTaken                    // power_taken_w, 1-0:1.7.0
-	PowerInjected                 // power_injected_w, 1-0:2.7.0
-	PowerNet                      // power_net_w, taken − injected
-	PowerTakenL1                  // power_taken_l1_w, 1-0:21.7.0
-	PowerTakenL2                  // power_taken_l2_w, 1-0:41.7.0
-	PowerTakenL3                  // power_taken_l3_w, 1-0:61.7.0
-	PowerInjectedL1               // power_injected_l1_w, 1-0:22.7.0
-	PowerInjectedL2               // power_injected_l2_w, 1-0:42.7.0
-	PowerInjectedL3               // power_injected_l3_w, 1-0:62.7.0
-	VoltageL1                     // voltage_l1_v, 1-0:32.7.0
-	VoltageL2                     // voltage_l2_v, 1-0:52.7.0
-	VoltageL3                     // voltage_l3_v, 1-0:72.7.0
-	CurrentL1                     // current_l1_a, 1-0:31.7.0
-	CurrentL2                     // current_l2_a, 1-0:51.7.0
-	CurrentL3                     // current_l3_a, 1-0:71.7.0
-	Tariff                        // tariff (integer), 0-0:96.14.0
-	DemandAvg                     // demand_avg_w, 1-0:1.4.0
-	DemandMaxMonth                // demand_max_month_w, 1-0:1.6.0
+	TakenT1         Field = iota // taken_t1_kwh, 1-0:1.8.1
+	TakenT2                      // taken_t2_kwh, 1-0:1.8.2
+	Taken                        // taken_kwh, 1-0:1.8.0 or the sum of the tariffs
+	InjectedT1                   // injected_t1_kwh, 1-0:2.8.1
+	InjectedT2                   // injected_t2_kwh, 1-0:2.8.2
+	Injected                     // injected_kwh, 1-0:2.8.0 or the sum of the tariffs
+	PowerTaken                   // power_taken_w, 1-0:1.7.0
+	PowerInjected                // power_injected_w, 1-0:2.7.0
+	PowerNet                     // power_net_w, taken − injected
+	PowerTakenL1                 // power_taken_l1_w, 1-0:21.7.0
+	PowerTakenL2                 // power_taken_l2_w, 1-0:41.7.0
+	PowerTakenL3                 // power_taken_l3_w, 1-0:61.7.0
+	PowerInjectedL1              // power_injected_l1_w, 1-0:22.7.0
+	PowerInjectedL2              // power_injected_l2_w, 1-0:42.7.0
+	PowerInjectedL3              // power_injected_l3_w, 1-0:62.7.0
+	VoltageL1                    // voltage_l1_v, 1-0:32.7.0
+	VoltageL2                    // voltage_l2_v, 1-0:52.7.0
+	VoltageL3                    // voltage_l3_v, 1-0:72.7.0
+	CurrentL1                    // current_l1_a, 1-0:31.7.0
+	CurrentL2                    // current_l2_a, 1-0:51.7.0
+	CurrentL3                    // current_l3_a, 1-0:71.7.0
+	Tariff                       // tariff (integer), 0-0:96.14.0
+	DemandAvg                    // demand_avg_w, 1-0:1.4.0
+	DemandMaxMonth               // demand_max_month_w, 1-0:1.6.0
 
 	// NumP1Fields counts the fields above: those written to measurement "p1".
 	NumP1Fields int = iota
