@@ -134,7 +134,7 @@ type Telegram struct {
 	TextCode    []byte         // 0-0:96.13.1, hex-decoded
 	TextMessage []byte         // 0-0:96.13.0, hex-decoded
 	MBus        []MBus         // devices in channel order of appearance
-	Other       []Object       // every line not interpreted above, in telegram order
+	Other       []Object       // every line not interpreted above (an id that lost to a better one is added when it lost)
 
 	values [NumFields]Decimal
 	set    uint64 // bit f set when values[f] holds a register

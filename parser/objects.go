@@ -1,0 +1,375 @@
+package parser
+
+import (
+	"bytes"
+	"time"
+)
+
+// timeOnly stores the single timestamp group of o into *dst.
+func (p *lineParser) timeOnly(dst *time.Time, o OBIS) bool {
+	if !p.one() {
+		return false
+	}
+	tm, ok := p.timestamp(0)
+	if !ok {
+		return false
+	}
+	*dst = tm
+	return true
+}
+
+// timestamp parses group i as YYMMDDhhmmss with an optional S/W flag.
+// Meters mark "no time" with impossible or epoch dates (632525252525W,
+// 000000000000W, 000101010000W, 700101010000W); those give the zero time
+// and no error.
+func (p *lineParser) timestamp(i int) (time.Time, bool) {
+	g := p.group(i)
+	tm, ok := parseTimestamp(g, p.loc)
+	if !ok {
+		p.fail(p.g[i][0], "want a timestamp YYMMDDhhmmss followed by S or W, got %q", g)
+	}
+	return tm, ok
+}
+
+func parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
+	if len(g) != 12 && len(g) != 13 {
+		return time.Time{}, false
+	}
+	var v [6]int
+	for i := range 6 {
+		a, b := g[2*i], g[2*i+1]
+		if a < '0' || a > '9' || b < '0' || b > '9' {
+			return time.Time{}, false
+		}
+		v[i] = int(a-'0')*10 + int(b-'0')
+	}
+	flag := byte(0)
+	if len(g) == 13 {
+		flag = g[12] | 0x20 // lower case
+		if flag != 's' && flag != 'w' {
+			return time.Time{}, false
+		}
+	}
+	yy, mo, d, h, mi, s := v[0], v[1], v[2], v[3], v[4], v[5]
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, 2000+yy) || h > 23 || mi > 59 || s > 59 {
+		return time.Time{}, true // a "not set" marker, not a syntax error
+	}
+	if (yy == 0 || yy == 70) && mo == 1 && d == 1 {
+		return time.Time{}, true // unset clock / empty log entry
+	}
+	return resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag), true
+}
+
+func daysIn(m, y int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// resolve picks, for a wall-clock time that occurs twice (the autumn hour),
+// the instant whose daylight-saving state matches the meter's flag: 's' for
+// summer time, 'w' for winter time. Without a flag, or in a zone without
+// DST, the wall clock decides alone.
+func resolve(t time.Time, flag byte) time.Time {
+	if flag == 0 {
+		return t
+	}
+	wantDST := flag == 's'
+	if t.IsDST() == wantDST {
+		return t
+	}
+	_, off := t.Zone()
+	for _, d := range [...]time.Duration{-time.Hour, time.Hour, -30 * time.Minute, 30 * time.Minute} {
+		c := t.Add(d)
+		if c.IsDST() != wantDST {
+			continue
+		}
+		if _, o := c.Zone(); o == off {
+			continue
+		}
+		if c.Hour() == t.Hour() && c.Minute() == t.Minute() && c.Day() == t.Day() {
+			return c
+		}
+	}
+	return t
+}
+
+// decodeText returns raw decoded from hex when it is hex-encoded text
+// (DSMR encodes ids and messages as hex ASCII), else raw itself. Ids must
+// decode to printable ASCII; messages may also hold tabs and line breaks.
+func (p *lineParser) decodeText(raw []byte, message bool) []byte {
+	if len(raw) == 0 || len(raw)%2 != 0 {
+		return raw
+	}
+	for _, c := range raw {
+		if hexVal(c) < 0 {
+			return raw
+		}
+	}
+	for i := 0; i < len(raw); i += 2 {
+		c := byte(hexVal(raw[i])<<4 | hexVal(raw[i+1]))
+		if (c < 0x20 || c > 0x7e) && !(message && (c == '\t' || c == '\n' || c == '\r')) {
+			return raw
+		}
+	}
+	start := len(p.t.dec)
+	for i := 0; i < len(raw); i += 2 {
+		p.t.dec = append(p.t.dec, byte(hexVal(raw[i])<<4|hexVal(raw[i+1])))
+	}
+	out := p.t.dec[start:len(p.t.dec):len(p.t.dec)]
+	if !message {
+		// Ids are padded to a fixed width by some meters (Kamstrup: " KA6U…").
+		out = bytes.TrimSpace(out)
+	}
+	return out
+}
+
+// demandMax: 1-0:1.6.0(ts)(value*kW), this month's highest quarter-hour.
+func (p *lineParser) demandMax(o OBIS) bool {
+	if p.ng != 2 {
+		p.fail(p.g[0][0]-1, "want (timestamp)(value*kW), got %d groups", p.ng)
+		return false
+	}
+	at, ok := p.timestamp(0)
+	if !ok || !p.setValue(DemandMaxMonth, unitW, 1) {
+		return false
+	}
+	p.t.DemandMaxAt = at
+	return true
+}
+
+// peaks: the Belgian 0-0:98.1.0(N)(1-0:1.6.0)(1-0:1.6.0)(stamp)(at)(value*kW)…
+// Other meters (Hungary) use 98.1.0 for a billing snapshot of another shape;
+// that stays in Other.
+func (p *lineParser) peaks(o OBIS) bool {
+	if p.ng < 3 || !allDigits(p.group(0)) || bytes.IndexByte(p.group(1), ':') < 0 {
+		return false
+	}
+	n, _ := parseDecimal(p.group(0))
+	if p.ng != 3+3*int(n.Int) {
+		p.fail(p.g[0][0], "peak history announces %d entries but has %d groups (want %d)", n.Int, p.ng, 3+3*n.Int)
+		return false
+	}
+	start := len(p.t.Peaks)
+	for i := 3; i < p.ng; i += 3 {
+		stamp, ok1 := p.timestamp(i)
+		at, ok2 := p.timestamp(i + 1)
+		d, unit, ok3 := splitValue(p.group(i + 2))
+		if ok3 {
+			d, ok3 = convert(d, unit, unitW)
+		}
+		if !ok1 || !ok2 {
+			p.t.Peaks = p.t.Peaks[:start]
+			return false
+		}
+		if !ok3 {
+			p.fail(p.g[i+2][0], "want a demand in kW, got %q", p.group(i+2))
+			p.t.Peaks = p.t.Peaks[:start]
+			return false
+		}
+		var month time.Time
+		if !stamp.IsZero() {
+			y, m, _ := stamp.Date()
+			month = time.Date(y, m-1, 1, 0, 0, 0, 0, p.loc)
+		}
+		p.t.Peaks = append(p.t.Peaks, MonthPeak{Month: month, At: at, Value: d})
+	}
+	return true
+}
+
+// failureLog: 1-0:99.97.0(N)(0-0:96.7.19)(end)(duration*s)…
+func (p *lineParser) failureLog(o OBIS) bool {
+	if p.ng < 2 || !allDigits(p.group(0)) {
+		p.fail(p.g[0][0], "want (count)(0-0:96.7.19) at the start of the power failure log")
+		return false
+	}
+	n, _ := parseDecimal(p.group(0))
+	if p.ng != 2+2*int(n.Int) {
+		p.fail(p.g[0][0], "failure log announces %d entries but has %d groups (want %d)", n.Int, p.ng, 2+2*n.Int)
+		return false
+	}
+	start := len(p.t.FailureLog)
+	for i := 2; i < p.ng; i += 2 {
+		end, ok := p.timestamp(i)
+		d, unit, ok2 := splitValue(p.group(i + 1))
+		if !ok {
+			p.t.FailureLog = p.t.FailureLog[:start]
+			return false
+		}
+		// Some meters (MCS) leave the unit out; seconds is the only one the
+		// standard allows.
+		if !ok2 || d.Scale != 0 || d.Int < 0 || (len(unit) > 0 && string(unit) != "s") {
+			p.fail(p.g[i+1][0], "want a duration in whole seconds, got %q", p.group(i+1))
+			p.t.FailureLog = p.t.FailureLog[:start]
+			return false
+		}
+		p.t.FailureLog = append(p.t.FailureLog, PowerFailure{End: end, Duration: time.Duration(d.Int) * time.Second})
+	}
+	return true
+}
+
+func allDigits(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// mbusDev returns the device on channel ch, adding it on first sight.
+func (p *lineParser) mbusDev(ch uint8) *MBus {
+	for i := range p.t.MBus {
+		if p.t.MBus[i].Channel == ch {
+			return &p.t.MBus[i]
+		}
+	}
+	p.t.MBus = append(p.t.MBus, MBus{Channel: ch, Type: -1, Valve: -1, Breaker: -1})
+	return &p.t.MBus[len(p.t.MBus)-1]
+}
+
+// cde holds the C, D and E groups of an M-Bus object's code.
+type cde [3]uint8
+
+// mbus interprets 0-n:24.x.x and 0-n:96.x.x objects of M-Bus channel n.
+func (p *lineParser) mbus(o OBIS) bool {
+	ch := o[1]
+	switch (cde{o[2], o[3], o[4]}) {
+	case cde{24, 1, 0}: // device type
+		if !p.one() {
+			return false
+		}
+		m := p.mbusDev(ch)
+		g := p.group(0)
+		if len(g) == 0 {
+			return true
+		}
+		d, ok := parseDecimal(g)
+		if !ok || d.Scale != 0 || d.Int < 0 || d.Int > 255 {
+			p.fail(p.g[0][0], "want an M-Bus device type 0-255, got %q", g)
+			return false
+		}
+		m.Type = int(d.Int)
+		m.Kind = mbusKind(m.Type, m.Unit)
+	case cde{96, 1, 0}, cde{96, 1, 1}: // equipment id
+		if !p.one() {
+			return false
+		}
+		m := p.mbusDev(ch)
+		m.ID = p.decodeText(p.group(0), false)
+	case cde{96, 1, 2}:
+		if !p.one() {
+			return false
+		}
+		m := p.mbusDev(ch)
+		m.EAN = p.decodeText(p.group(0), false)
+	case cde{24, 2, 1}, cde{24, 2, 3}, cde{24, 2, 0}: // (capture time)(value*unit)
+		var ti, vi int
+		switch p.ng {
+		case 1:
+			ti, vi = -1, 0
+		case 2:
+			ti, vi = 0, 1
+		default:
+			p.fail(p.g[0][0]-1, "want (capture time)(value*unit), got %d groups", p.ng)
+			return false
+		}
+		return p.mbusReading(p.mbusDev(ch), ti, vi)
+	case cde{24, 3, 0}: // DSMR 2.2/3: (ts)(00)(60)(1)(0-n:24.2.1)(unit), value on the next line
+		if p.ng != 6 && p.ng != 7 {
+			p.fail(p.g[0][0]-1, "want (time)(status)(period)(count)(code)(unit), got %d groups", p.ng)
+			return false
+		}
+		m := p.mbusDev(ch)
+		tm, ok := p.timestamp(0)
+		if !ok {
+			return false
+		}
+		m.Time = tm
+		m.Unit = p.group(5)
+		m.Kind = mbusKind(m.Type, m.Unit)
+		if p.ng == 7 {
+			return p.mbusReading(m, -1, 6)
+		}
+		for i := range p.t.MBus {
+			if p.t.MBus[i].Channel == ch {
+				p.pending = i
+			}
+		}
+	case cde{24, 4, 0}: // valve
+		return p.mbusInt(&p.mbusDev(ch).Valve)
+	case cde{96, 3, 10}: // breaker
+		return p.mbusInt(&p.mbusDev(ch).Breaker)
+	default:
+		return false
+	}
+	return true
+}
+
+func (p *lineParser) mbusReading(m *MBus, ti, vi int) bool {
+	if ti >= 0 {
+		tm, ok := p.timestamp(ti)
+		if !ok {
+			return false
+		}
+		m.Time = tm
+	}
+	d, unit, ok := splitValue(p.group(vi))
+	if !ok {
+		p.fail(p.g[vi][0], "want a reading value*unit, got %q", p.group(vi))
+		return false
+	}
+	m.Value, m.HasValue = d, true
+	if len(unit) > 0 || ti >= 0 {
+		m.Unit = unit
+	}
+	m.Kind = mbusKind(m.Type, m.Unit)
+	return true
+}
+
+func (p *lineParser) mbusInt(dst *int) bool {
+	if !p.one() {
+		return false
+	}
+	d, ok := parseDecimal(p.group(0))
+	if !ok || d.Scale != 0 {
+		p.fail(p.g[0][0], "want an integer, got %q", p.group(0))
+		return false
+	}
+	*dst = int(d.Int)
+	return true
+}
+
+// mbusKind maps the M-Bus device type (EN 13757-3 medium, printed in
+// decimal) to a kind; an unknown type with an energy unit is a heat meter.
+func mbusKind(typ int, unit []byte) MBusKind {
+	switch typ {
+	case 3:
+		return KindGas
+	case 6, 7, 21, 22, 23: // warm, cold, hot, dual water
+		return KindWater
+	case 4, 5, 10, 11, 12, 13: // heat, steam, cooling and heat/cooling meters
+		return KindHeat
+	}
+	switch string(unit) {
+	case "GJ", "MJ", "kWh", "MWh":
+		return KindHeat
+	case "m3":
+		// No device type was sent (trimmed or odd telegrams): on a P1 port
+		// a volume in m3 is, all but always, the gas meter.
+		if typ < 0 {
+			return KindGas
+		}
+	}
+	return KindOther
+}

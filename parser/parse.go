@@ -1,0 +1,632 @@
+package parser
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Parse decodes one telegram (as framed by [Splitter]: "/" … "!CRC", line end
+// optional) into a new Telegram. Meter timestamps are read as wall-clock time
+// in loc (nil means time.Local), with their S/W flag choosing between the two
+// instants of the repeated autumn hour.
+//
+// A *CRCError or *FrameError means nothing in the Telegram can be trusted. A
+// *SyntaxError (several are joined with errors.Join) concerns single lines; all
+// other lines were decoded. See [ParseInto] for the allocation-free form.
+func Parse(frame []byte, loc *time.Location) (*Telegram, error) {
+	t := new(Telegram)
+	err := ParseInto(t, frame, loc)
+	return t, err
+}
+
+// ParseInto is [Parse] into a caller-owned Telegram. It overwrites every field
+// of t and reuses t's storage, so a caller that parses telegram after
+// telegram into the same t allocates nothing once t has grown to size.
+func ParseInto(t *Telegram, frame []byte, loc *time.Location) error {
+	if loc == nil {
+		loc = time.Local
+	}
+	t.reset()
+	if cap(t.buf) < len(frame) {
+		t.buf = make([]byte, 0, len(frame)+len(frame)/4)
+	}
+	t.buf = append(t.buf[:0], frame...)
+	if cap(t.dec) < len(frame) {
+		t.dec = make([]byte, 0, len(frame))
+	}
+	f := t.buf
+
+	if len(f) == 0 || f[0] != '/' {
+		return &FrameError{Offset: 0, Msg: `want "/" at the start of a telegram`}
+	}
+	bang := bytes.Index(f, []byte("\n!"))
+	if bang < 0 {
+		return &FrameError{Offset: len(f), Msg: `no end line "!": telegram cut off`}
+	}
+	bang++ // index of '!'
+	if err := t.checkCRC(f, bang); err != nil {
+		return err
+	}
+
+	p := lineParser{t: t, loc: loc, pending: -1}
+	hdrEnd := bytes.IndexByte(f, '\n')
+	t.Header = trimCR(f[1:hdrEnd])
+	line := 1
+	for pos := hdrEnd + 1; pos < bang; {
+		end := bytes.IndexByte(f[pos:bang], '\n')
+		var l []byte
+		if end < 0 {
+			l = f[pos:bang]
+			end = bang - pos
+		} else {
+			l = f[pos : pos+end]
+		}
+		line++
+		p.line(trimCR(l), line, pos)
+		pos += end + 1
+	}
+	p.finish()
+	t.derive()
+	if t.CRC == CRCNone && len(t.Version) > 0 {
+		return &FrameError{Offset: bang, Msg: fmt.Sprintf("P1 version %q requires a CRC after \"!\"; none was sent", t.Version)}
+	}
+	if len(p.errs) == 1 {
+		return p.errs[0]
+	}
+	return errors.Join(p.errs...)
+}
+
+func (t *Telegram) reset() {
+	*t = Telegram{
+		Peaks:      t.Peaks[:0],
+		FailureLog: t.FailureLog[:0],
+		MBus:       t.MBus[:0],
+		Other:      t.Other[:0],
+		buf:        t.buf[:0],
+		dec:        t.dec[:0],
+	}
+}
+
+// checkCRC reads the field after "!" and, when there is one, verifies it.
+func (t *Telegram) checkCRC(f []byte, bang int) error {
+	rest := f[bang+1:]
+	n := 0
+	var sent uint16
+	for n < len(rest) && hexVal(rest[n]) >= 0 {
+		if n == 4 {
+			return &FrameError{Offset: bang + 1, Msg: "CRC field has more than 4 hex digits"}
+		}
+		sent = sent<<4 | uint16(hexVal(rest[n]))
+		n++
+	}
+	for _, c := range rest[n:] {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' && c != 0 {
+			return &FrameError{Offset: bang + 1 + n, Msg: fmt.Sprintf("want 1-4 hex CRC digits and a line end after \"!\", got %q", clip(rest, 16))}
+		}
+	}
+	if n == 0 {
+		t.CRC = CRCNone
+		return nil
+	}
+	// Some meters drop leading zeros ("!B9F"): the value still compares.
+	if got := CRC16(f[:bang+1]); got != sent {
+		return &CRCError{Sent: sent, Computed: got}
+	}
+	t.CRC = CRCOK
+	return nil
+}
+
+func hexVal(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
+}
+
+func trimCR(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func clip(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// derive fills the registers that are computed from others: totals from
+// tariffs where the meter sends no total, and the net power.
+func (t *Telegram) derive() {
+	sum := func(total Field, parts ...Field) {
+		if t.Has(total) {
+			return
+		}
+		var s Decimal
+		any := false
+		for _, f := range parts {
+			if d, ok := t.Get(f); ok {
+				s = s.Add(d)
+				any = true
+			}
+		}
+		if any {
+			t.Set(total, s)
+		}
+	}
+	sum(Taken, TakenT1, TakenT2, TakenT3, TakenT4)
+	sum(Injected, InjectedT1, InjectedT2, InjectedT3, InjectedT4)
+	in, okIn := t.Get(PowerTaken)
+	out, okOut := t.Get(PowerInjected)
+	if okIn || okOut {
+		t.Set(PowerNet, in.Add(out.Neg()))
+	}
+}
+
+// maxGroups bounds the "(…)" groups of one line: 13 months of peak history
+// need 42, the longest failure logs 22.
+const maxGroups = 64
+
+type lineParser struct {
+	t       *Telegram
+	loc     *time.Location
+	errs    []error
+	idPrio  int  // priority of the id now in t.MeterID; 0 = none
+	idCode  OBIS // its code and raw text, kept in Other if a better id comes
+	idRaw   []byte
+	pending int // index in t.MBus awaiting a DSMR 2.2 value line, or -1
+
+	// current line, for error messages
+	lineNo int
+	pos    int
+	text   []byte
+
+	ng int
+	g  [maxGroups][2]int // group bounds within text, parentheses excluded
+}
+
+func (p *lineParser) fail(off int, format string, args ...any) {
+	p.errs = append(p.errs, &SyntaxError{
+		Line:   p.lineNo,
+		Offset: p.pos + off,
+		Text:   string(clip(p.text, 80)),
+		Msg:    fmt.Sprintf(format, args...),
+	})
+}
+
+func (p *lineParser) group(i int) []byte { return p.text[p.g[i][0]:p.g[i][1]] }
+
+func (p *lineParser) finish() {
+	if p.pending >= 0 {
+		p.fail(len(p.text), "M-Bus reading 0-%d:24.3.0 has no value line", p.t.MBus[p.pending].Channel)
+	}
+	// A channel that only sent an empty id ("0-1:96.1.1()") has no device.
+	keep := p.t.MBus[:0]
+	for _, m := range p.t.MBus {
+		if m.Type >= 0 || len(m.ID) > 0 || m.HasValue || !m.Time.IsZero() || len(m.EAN) > 0 {
+			keep = append(keep, m)
+		}
+	}
+	p.t.MBus = keep
+}
+
+func (p *lineParser) line(l []byte, lineNo, pos int) {
+	if len(l) == 0 {
+		return
+	}
+	p.lineNo, p.pos, p.text = lineNo, pos, l
+	if l[0] == '(' {
+		p.valueLine()
+		return
+	}
+	o, n, ok := parseOBIS(l)
+	if !ok {
+		p.fail(0, "want an OBIS code A-B:C.D.E before the first \"(\"")
+		return
+	}
+	if !p.groups(n) {
+		p.keep(o, l[n:])
+		return
+	}
+	if !p.dispatch(o) {
+		p.keep(o, l[n:])
+	}
+}
+
+// valueLine handles the DSMR 2.2/3 M-Bus form, where the reading of
+// 0-n:24.3.0 comes alone on the next line: "(00001.001)".
+func (p *lineParser) valueLine() {
+	if !p.groups(0) {
+		return
+	}
+	if p.pending < 0 {
+		p.fail(0, "value line without a preceding 0-n:24.3.0 object")
+		return
+	}
+	m := &p.t.MBus[p.pending]
+	p.pending = -1
+	if p.ng != 1 {
+		p.fail(0, "want one (value) group on an M-Bus value line, got %d", p.ng)
+		return
+	}
+	d, unit, ok := splitValue(p.group(0))
+	if !ok {
+		p.fail(p.g[0][0], "want a number, got %q", p.group(0))
+		return
+	}
+	if len(unit) > 0 {
+		m.Unit = unit
+	}
+	m.Value, m.HasValue = d, true
+	m.Kind = mbusKind(m.Type, m.Unit)
+}
+
+// groups splits text[n:] into "(…)" groups. It reports false (and records a
+// syntax error) when the line is not a sequence of groups.
+func (p *lineParser) groups(n int) bool {
+	l := p.text
+	p.ng = 0
+	if n >= len(l) || l[n] != '(' {
+		p.fail(n, "want \"(\" after the code")
+		return false
+	}
+	for n < len(l) {
+		if l[n] != '(' {
+			p.fail(n, "want \"(\" or the end of the line, got %q", l[n])
+			return false
+		}
+		end := bytes.IndexByte(l[n+1:], ')')
+		if end < 0 {
+			p.fail(len(l), "group opened at byte %d has no \")\"", p.pos+n)
+			return false
+		}
+		if p.ng == maxGroups {
+			p.fail(n, "more than %d groups on one line", maxGroups)
+			return false
+		}
+		p.g[p.ng] = [2]int{n + 1, n + 1 + end}
+		p.ng++
+		n += end + 2
+	}
+	return true
+}
+
+func (p *lineParser) keep(o OBIS, raw []byte) {
+	p.t.Other = append(p.t.Other, Object{OBIS: o, Raw: raw})
+}
+
+// parseOBIS reads "A-B:C.D.E" with an optional "*F" or ".F" and returns the
+// code, the number of bytes read and whether it was well formed.
+func parseOBIS(l []byte) (o OBIS, n int, ok bool) {
+	o[5] = 255
+	seps := [...]byte{'-', ':', '.', '.'}
+	for i := 0; i < 5; i++ {
+		v, m := readUint8(l[n:])
+		if m == 0 {
+			return o, n, false
+		}
+		o[i] = v
+		n += m
+		if i < 4 {
+			if n >= len(l) || l[n] != seps[i] {
+				return o, n, false
+			}
+			n++
+		}
+	}
+	if n < len(l) && (l[n] == '*' || l[n] == '.') {
+		v, m := readUint8(l[n+1:])
+		if m == 0 {
+			return o, n, false
+		}
+		o[5] = v
+		n += 1 + m
+	}
+	return o, n, true
+}
+
+func readUint8(b []byte) (uint8, int) {
+	v, n := 0, 0
+	for n < len(b) && n < 3 && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int(b[n]-'0')
+		n++
+	}
+	if v > 255 || (n < len(b) && b[n] >= '0' && b[n] <= '9') {
+		return 0, 0
+	}
+	return uint8(v), n
+}
+
+// key packs A, B, C, D, E for the dispatch switch (F must be 255).
+func key(a, b, c, d, e uint64) uint64 { return a<<32 | b<<24 | c<<16 | d<<8 | e }
+
+// Unit conversions for registers: the exponent that turns the sent unit into
+// the canonical one.
+type unitRule uint8
+
+const (
+	unitKWh   unitRule = iota // kWh; Wh ÷ 1000
+	unitW                     // W; kW × 1000
+	unitV                     // V
+	unitA                     // A
+	unitCount                 // no unit
+)
+
+// dispatch interprets a line with a known code. It returns false for codes
+// it does not interpret, which the caller keeps in Other.
+func (p *lineParser) dispatch(o OBIS) bool {
+	if o[5] != 255 {
+		return false
+	}
+	if o[0] == 0 && o[1] >= 1 && o[1] <= 4 && (o[2] == 24 || o[2] == 96) {
+		return p.mbus(o)
+	}
+	t := p.t
+	switch key(uint64(o[0]), uint64(o[1]), uint64(o[2]), uint64(o[3]), uint64(o[4])) {
+	case key(1, 3, 0, 2, 8), key(0, 0, 96, 1, 4):
+		t.Version = p.text1()
+	case key(0, 0, 1, 0, 0):
+		return p.timeOnly(&t.Time, o)
+	case key(0, 0, 96, 1, 1):
+		p.meterID(5, o)
+	case key(0, 0, 42, 0, 0):
+		p.meterID(4, o)
+	case key(0, 0, 96, 1, 0):
+		p.meterID(3, o)
+	case key(0, 0, 96, 1, 255):
+		p.meterID(2, o)
+	case key(1, 0, 0, 0, 0):
+		p.meterID(1, o)
+	case key(0, 0, 96, 1, 2):
+		if p.one() {
+			t.EAN = p.decodeText(p.group(0), false)
+		}
+	case key(0, 0, 96, 13, 0):
+		if p.one() {
+			t.TextMessage = p.decodeText(p.group(0), true)
+		}
+	case key(0, 0, 96, 13, 1):
+		if p.one() {
+			t.TextCode = p.decodeText(p.group(0), true)
+		}
+	case key(1, 0, 1, 8, 1):
+		return p.register(TakenT1, unitKWh)
+	case key(1, 0, 1, 8, 2):
+		return p.register(TakenT2, unitKWh)
+	case key(1, 0, 1, 8, 3):
+		return p.register(TakenT3, unitKWh)
+	case key(1, 0, 1, 8, 4):
+		return p.register(TakenT4, unitKWh)
+	case key(1, 0, 1, 8, 0):
+		return p.register(Taken, unitKWh)
+	case key(1, 0, 2, 8, 1):
+		return p.register(InjectedT1, unitKWh)
+	case key(1, 0, 2, 8, 2):
+		return p.register(InjectedT2, unitKWh)
+	case key(1, 0, 2, 8, 3):
+		return p.register(InjectedT3, unitKWh)
+	case key(1, 0, 2, 8, 4):
+		return p.register(InjectedT4, unitKWh)
+	case key(1, 0, 2, 8, 0):
+		return p.register(Injected, unitKWh)
+	case key(1, 0, 1, 7, 0):
+		return p.register(PowerTaken, unitW)
+	case key(1, 0, 2, 7, 0):
+		return p.register(PowerInjected, unitW)
+	case key(1, 0, 21, 7, 0):
+		return p.register(PowerTakenL1, unitW)
+	case key(1, 0, 41, 7, 0):
+		return p.register(PowerTakenL2, unitW)
+	case key(1, 0, 61, 7, 0):
+		return p.register(PowerTakenL3, unitW)
+	case key(1, 0, 22, 7, 0):
+		return p.register(PowerInjectedL1, unitW)
+	case key(1, 0, 42, 7, 0):
+		return p.register(PowerInjectedL2, unitW)
+	case key(1, 0, 62, 7, 0):
+		return p.register(PowerInjectedL3, unitW)
+	case key(1, 0, 32, 7, 0):
+		return p.register(VoltageL1, unitV)
+	case key(1, 0, 52, 7, 0):
+		return p.register(VoltageL2, unitV)
+	case key(1, 0, 72, 7, 0):
+		return p.register(VoltageL3, unitV)
+	case key(1, 0, 31, 7, 0):
+		return p.register(CurrentL1, unitA)
+	case key(1, 0, 51, 7, 0):
+		return p.register(CurrentL2, unitA)
+	case key(1, 0, 71, 7, 0):
+		return p.register(CurrentL3, unitA)
+	case key(0, 0, 96, 14, 0):
+		return p.register(Tariff, unitCount)
+	case key(1, 0, 1, 4, 0):
+		return p.register(DemandAvg, unitW)
+	case key(1, 0, 1, 6, 0):
+		return p.demandMax(o)
+	case key(0, 0, 98, 1, 0):
+		return p.peaks(o)
+	case key(0, 0, 96, 7, 21):
+		return p.register(PowerFailures, unitCount)
+	case key(0, 0, 96, 7, 9):
+		return p.register(LongPowerFailures, unitCount)
+	case key(1, 0, 99, 97, 0):
+		return p.failureLog(o)
+	case key(1, 0, 32, 32, 0):
+		return p.register(VoltageSagsL1, unitCount)
+	case key(1, 0, 52, 32, 0):
+		return p.register(VoltageSagsL2, unitCount)
+	case key(1, 0, 72, 32, 0):
+		return p.register(VoltageSagsL3, unitCount)
+	case key(1, 0, 32, 36, 0):
+		return p.register(VoltageSwellsL1, unitCount)
+	case key(1, 0, 52, 36, 0):
+		return p.register(VoltageSwellsL2, unitCount)
+	case key(1, 0, 72, 36, 0):
+		return p.register(VoltageSwellsL3, unitCount)
+	case key(0, 0, 96, 3, 10):
+		return p.register(BreakerState, unitCount)
+	case key(0, 0, 17, 0, 0):
+		return p.limiter()
+	case key(1, 0, 31, 4, 0):
+		return p.register(FuseA, unitA)
+	default:
+		return false
+	}
+	return true
+}
+
+// one checks that the line has exactly one group.
+func (p *lineParser) one() bool {
+	if p.ng != 1 {
+		p.fail(p.g[0][0]-1, "want one (value) group, got %d", p.ng)
+		return false
+	}
+	return true
+}
+
+// text1 returns the single group's text (or nil, recording an error).
+func (p *lineParser) text1() []byte {
+	if !p.one() {
+		return nil
+	}
+	return p.group(0)
+}
+
+// splitValue splits "001234.567*kWh" into its number and unit.
+func splitValue(g []byte) (d Decimal, unit []byte, ok bool) {
+	num := g
+	if i := bytes.IndexByte(g, '*'); i >= 0 {
+		num, unit = g[:i], g[i+1:]
+	}
+	d, ok = parseDecimal(num)
+	return d, unit, ok
+}
+
+// convert normalises d from unit into the rule's canonical unit.
+func convert(d Decimal, unit []byte, rule unitRule) (Decimal, bool) {
+	u := string(unit) // the compiler does not allocate for a switch on string(b)
+	switch rule {
+	case unitKWh:
+		switch u {
+		case "kWh":
+			return d, true
+		case "Wh":
+			return d.shift(-3), true
+		}
+	case unitW:
+		switch u {
+		case "kW":
+			return d.shift(3), true
+		case "W":
+			return d, true
+		}
+	case unitV:
+		switch u {
+		case "V":
+			return d, true
+		case "kV":
+			return d.shift(3), true
+		}
+	case unitA:
+		switch u {
+		case "A":
+			return d, true
+		case "mA":
+			return d.shift(-3), true
+		}
+	case unitCount:
+		return d, len(unit) == 0
+	}
+	return d, false
+}
+
+var wantUnit = [...]string{
+	unitKWh:   "kWh or Wh",
+	unitW:     "kW or W",
+	unitV:     "V",
+	unitA:     "A",
+	unitCount: "no unit",
+}
+
+func (p *lineParser) register(f Field, rule unitRule) bool {
+	if !p.one() {
+		return false
+	}
+	return p.setValue(f, rule, 0)
+}
+
+// setValue stores group i as register f, normalised by rule.
+func (p *lineParser) setValue(f Field, rule unitRule, i int) bool {
+	g := p.group(i)
+	d, unit, ok := splitValue(g)
+	if !ok {
+		p.fail(p.g[i][0], "want a number, got %q", g)
+		return false
+	}
+	d, ok = convert(d, unit, rule)
+	if !ok {
+		p.fail(p.g[i][0], "want unit %s, got %q", wantUnit[rule], unit)
+		return false
+	}
+	p.t.Set(f, d)
+	return true
+}
+
+func (p *lineParser) limiter() bool {
+	if !p.one() {
+		return false
+	}
+	d, unit, ok := splitValue(p.group(0))
+	if !ok {
+		p.fail(p.g[0][0], "want a number, got %q", p.group(0))
+		return false
+	}
+	switch string(unit) {
+	case "kW":
+		p.t.Set(LimiterW, d.shift(3))
+	case "W":
+		p.t.Set(LimiterW, d)
+	case "A":
+		p.t.Set(LimiterA, d)
+	case "kVA":
+		p.t.Set(LimiterVA, d.shift(3))
+	case "VA":
+		p.t.Set(LimiterVA, d)
+	default:
+		p.fail(p.g[0][0], "want unit kW, W, A or kVA, got %q", unit)
+		return false
+	}
+	return true
+}
+
+// meterID keeps the equipment identifier with the highest priority; the
+// others stay visible in Other.
+func (p *lineParser) meterID(prio int, o OBIS) {
+	if !p.one() {
+		return
+	}
+	raw := p.group(0)
+	if len(raw) == 0 {
+		p.keep(o, p.text[p.g[0][0]-1:])
+		return
+	}
+	if prio < p.idPrio {
+		p.keep(o, p.text[p.g[0][0]-1:])
+		return
+	}
+	if p.idPrio > 0 {
+		p.keep(p.idCode, p.idRaw)
+	}
+	p.idPrio, p.idCode = prio, o
+	p.idRaw = p.text[p.g[0][0]-1:]
+	p.t.MeterID = p.decodeText(raw, false)
+}
