@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Quick start without Docker or hardware: a local InfluxDB 1.8, two simulated
+# P1 gateways (a Belgian and a Dutch meter) and p1logger, all on loopback.
+#
+#   ./deploy/quickstart.sh            run until Ctrl-C
+#   ./deploy/quickstart.sh --check    run ~25 s, verify readings reached InfluxDB, exit 0/1
+#
+# Everything lives in .p1logger-local/ (data, logs, binaries); delete it to start over.
+# Ports can be moved with INFLUX_PORT, GW1_PORT, GW2_PORT, HTTP_PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+check=false
+[ "${1:-}" = "--check" ] && check=true
+
+INFLUX_PORT=${INFLUX_PORT:-8086}
+GW1_PORT=${GW1_PORT:-8088}
+GW2_PORT=${GW2_PORT:-8089}
+HTTP_PORT=${HTTP_PORT:-9188}
+state=.p1logger-local
+mkdir -p "$state/bin" "$state/influxdb" "$state/logs"
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$INFLUX_PORT" "$GW1_PORT" "$GW2_PORT" "$HTTP_PORT"; do
+	if port_busy "$p"; then
+		echo "quickstart: port $p on 127.0.0.1 is in use; set INFLUX_PORT, GW1_PORT, GW2_PORT or HTTP_PORT to free ones" >&2
+		exit 1
+	fi
+done
+
+if ! command -v influxd >/dev/null; then
+	echo "quickstart: building InfluxDB 1.8.10 from the Go module proxy (once; about a minute)..."
+	go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10
+fi
+echo "quickstart: building p1logger and p1sim..."
+go build -o "$state/bin/" ./cmd/p1logger ./cmd/p1sim
+
+cat > "$state/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
+[meta]
+  dir = "$PWD/$state/influxdb/meta"
+[data]
+  dir = "$PWD/$state/influxdb/data"
+  wal-dir = "$PWD/$state/influxdb/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$INFLUX_PORT"
+  flux-enabled = true
+  log-enabled = false
+[logging]
+  level = "warn"
+CONF
+influxd -config "$state/influxdb.conf" > "$state/logs/influxd.log" 2>&1 &
+pids+=($!)
+influx="http://127.0.0.1:$INFLUX_PORT"
+for i in $(seq 1 100); do
+	curl -fs "$influx/ping" >/dev/null 2>&1 && break
+	[ "$i" = 100 ] && { echo "quickstart: InfluxDB did not start; see $state/logs/influxd.log" >&2; exit 1; }
+	sleep 0.2
+done
+curl -fsS -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE p1" >/dev/null
+
+"$state/bin/p1sim" -listen "127.0.0.1:$GW1_PORT" -profile be3 -interval 1s -tz Europe/Brussels > "$state/logs/p1sim-be.log" 2>&1 &
+pids+=($!)
+"$state/bin/p1sim" -listen "127.0.0.1:$GW2_PORT" -profile nl5 -interval 1s -tz Europe/Amsterdam -seed 2 > "$state/logs/p1sim-nl.log" 2>&1 &
+pids+=($!)
+
+export P1_GATEWAYS="brussels=127.0.0.1:$GW1_PORT,amsterdam=127.0.0.1:$GW2_PORT"
+export P1_INFLUX_URL="$influx" P1_INFLUX_BUCKET="p1/autogen" P1_INFLUX_TOKEN=""
+export P1_CYCLE=${P1_CYCLE:-5s} P1_ROLLUP_INTERVAL=${P1_ROLLUP_INTERVAL:-10s} P1_TIMEZONE=${P1_TIMEZONE:-Europe/Brussels}
+export P1_SPOOL_DIR="$PWD/$state/spool" P1_HTTP_ADDR="127.0.0.1:$HTTP_PORT"
+"$state/bin/p1logger" > "$state/logs/p1logger.log" 2>&1 &
+pids+=($!)
+
+cat <<MSG
+
+p1logger is running (logs in $state/logs/):
+  status page     http://127.0.0.1:$HTTP_PORT/
+  gateways JSON   http://127.0.0.1:$HTTP_PORT/api/v1/gateways
+  metrics         http://127.0.0.1:$HTTP_PORT/metrics
+  InfluxDB        $influx  (bucket p1/autogen)
+
+Latest readings (Flux):
+  curl -s $influx/api/v2/query -H 'Content-Type: application/vnd.flux' \\
+    -d 'from(bucket:"p1/autogen") |> range(start:-1m) |> filter(fn:(r) => r._measurement == "p1") |> last()'
+Decode raw telegrams from a gateway:
+  nc 127.0.0.1 $GW1_PORT | $state/bin/p1logger decode
+MSG
+
+if ! $check; then
+	echo "Ctrl-C stops everything."
+	wait -n "${pids[@]}" || true
+	echo "quickstart: a process exited; see $state/logs/" >&2
+	exit 1
+fi
+
+echo "quickstart --check: waiting for readings..."
+q='from(bucket:"p1/autogen") |> range(start:-5m) |> filter(fn:(r) => r._measurement == "p1" and r._field == "taken_kwh") |> count()'
+for i in $(seq 1 25); do
+	sleep 1
+	out=$(curl -s "$influx/api/v2/query" -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' -d "$q" || true)
+	gws=$(printf '%s\n' "$out" | grep -c -E ',(brussels|amsterdam),' || true)
+	if [ "$gws" -ge 2 ]; then
+		echo "quickstart --check: both gateways have p1 points in InfluxDB after ${i}s:"
+		printf '%s\n' "$out" | grep -E ',(brussels|amsterdam),' | awk -F, '{print "  " $0}' | cut -c1-160
+		curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && echo "  /healthz ok"
+		exit 0
+	fi
+done
+echo "quickstart --check: no readings in InfluxDB after 25 s; logs:" >&2
+tail -n 20 "$state/logs/p1logger.log" >&2
+exit 1
