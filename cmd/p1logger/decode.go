@@ -86,20 +86,21 @@ func (d *decoder) stream(name string, r io.Reader) {
 	var sp parser.Splitter
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), parser.MaxTelegramSize)
-	var offset int64
+	// consumed counts input bytes handed out so far; a token is the tail of
+	// what its call consumed (the Splitter skips garbage in the same call).
+	var consumed, at int64
 	n := 0
 	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
 		adv, tok, err := sp.Split(data, atEOF)
-		if tok == nil {
-			offset += int64(adv)
+		consumed += int64(adv)
+		if tok != nil {
+			at = consumed - int64(len(tok))
 		}
 		return adv, tok, err
 	})
 	for sc.Scan() {
 		frame := sc.Bytes()
 		n++
-		at := offset
-		offset += int64(len(frame))
 		if err := parser.ParseInto(&d.t, frame, d.loc); err != nil {
 			d.failed++
 			fmt.Fprintf(d.errOut, "%s: telegram %d at byte %d: %v\n", name, n, at, err)

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const td = "../../testdata/"
+
+func decodeRun(t *testing.T, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = runDecode(args, bytes.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func decodeObjects(t *testing.T, stdout string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		d := json.NewDecoder(strings.NewReader(line))
+		d.UseNumber()
+		if err := d.Decode(&m); err != nil {
+			t.Fatalf("stdout line is not JSON: %v\n%s", err, line)
+		}
+		objs = append(objs, m)
+	}
+	return objs
+}
+
+func TestDecodeFile(t *testing.T) {
+	out, errOut, code := decodeRun(t, nil, "-tz", "Europe/Brussels", td+"telegrams/be-fluvius-emucs-1.7.1-3ph-gas-water-peak4.txt")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	objs := decodeObjects(t, out)
+	if len(objs) != 1 {
+		t.Fatalf("%d objects, want 1", len(objs))
+	}
+	o := objs[0]
+	want := map[string]string{
+		"time": "2023-11-02T12:15:48+01:00", "meter_id": "1SAG3100721326", "version": "50217", "crc": "ok",
+		"taken_t1_kwh": "301.548", "taken_t2_kwh": "270.014", "taken_kwh": "571.562",
+		"injected_t1_kwh": "0.005", "injected_t2_kwh": "0.000", "injected_kwh": "0.005",
+		"power_taken_w": "338", "power_injected_w": "0", "power_net_w": "338",
+		"power_taken_l1_w": "47", "power_taken_l2_w": "179", "power_taken_l3_w": "111",
+		"voltage_l1_v": "232.9", "voltage_l2_v": "228.1", "voltage_l3_v": "228.1",
+		"current_l1_a": "0.27", "current_l2_a": "0.88", "current_l3_a": "0.52",
+		"tariff": "1", "demand_avg_w": "52", "demand_max_month_w": "3064",
+	}
+	for k, v := range want {
+		if got := toString(o[k]); got != v {
+			t.Errorf("%s = %s, want %s", k, got, v)
+		}
+	}
+	mbus := o["mbus"].([]any)
+	if len(mbus) != 2 {
+		t.Fatalf("mbus = %v", mbus)
+	}
+	gas := mbus[0].(map[string]any)
+	for k, v := range map[string]string{"channel": "1", "kind": "gas", "meter_id": "7FLO2123088027", "value": "92.287", "unit": "m3", "time": "2023-11-02T12:10:02+01:00"} {
+		if got := toString(gas[k]); got != v {
+			t.Errorf("mbus[0].%s = %s, want %s", k, got, v)
+		}
+	}
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case json.Number:
+		return x.String()
+	case string:
+		return x
+	case nil:
+		return "null"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestDecodeStreamWithNoiseAndFailures(t *testing.T) {
+	be, _ := os.ReadFile(td + "telegrams/be-fluvius-emucs-1.7.1-3ph-gas-water-peak4.txt")
+	nl22, _ := os.ReadFile(td + "telegrams/nl-dsmr22-kamstrup-ka6u-export-gas.txt")
+	bad, _ := os.ReadFile(td + "bad/badcrc-digit-flipped.txt")
+	var in bytes.Buffer
+	in.WriteString("\x00noise!")
+	in.Write(be)
+	in.Write(bad)
+	in.WriteString("junk")
+	in.Write(nl22)
+	in.Write(be[:200]) // cut at the end of the capture
+	out, errOut, code := decodeRun(t, in.Bytes())
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	objs := decodeObjects(t, out)
+	if len(objs) != 2 || objs[0]["crc"] != "ok" || objs[1]["crc"] != "none" {
+		t.Fatalf("objects: %v", objs)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "stdin: telegram 2 at byte ") || !strings.Contains(lines[0], "crc mismatch: telegram says C4B0, bytes give 16B6") ||
+		!strings.HasPrefix(lines[1], "stdin: telegram 4 at byte ") || !strings.Contains(lines[1], `no end line "!"`) {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+	// Byte offsets point at the telegram's "/".
+	off := 7 + len(be)
+	if !strings.Contains(lines[0], " at byte "+strconv.Itoa(off)+": ") {
+		t.Errorf("first failure should be at byte %d: %s", off, lines[0])
+	}
+}
+
+
+func TestDecodeAllTestdata(t *testing.T) {
+	files, _ := filepath.Glob(td + "telegrams/*.txt")
+	out, errOut, code := decodeRun(t, nil, append([]string{"-tz", "Europe/Brussels"}, files...)...)
+	objs := decodeObjects(t, out)
+	// Five captures are spec examples whose printed CRC does not verify.
+	if len(objs) != len(files)-5 || code != 1 || strings.Count(errOut, "crc mismatch") != 5 {
+		t.Errorf("%d files → %d objects, exit %d, stderr:\n%s", len(files), len(objs), code, errOut)
+	}
+}
+
+func TestDecodeUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-tz", "Mars/Olympus"}, 2, `-tz "Mars/Olympus": unknown time zone`},
+		{[]string{"-nope"}, 2, "flag provided but not defined"},
+		{[]string{td + "does-not-exist.txt"}, 1, "no such file"},
+		{[]string{td + "bad/noise-only.txt"}, 1, "no telegram found (72 bytes"},
+	}
+	for _, tc := range tests {
+		_, errOut, code := decodeRun(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%v: exit %d stderr %q, want %d and %q", tc.args, code, errOut, tc.code, tc.msg)
+		}
+	}
+}
