@@ -119,7 +119,6 @@ func TestDecodeStreamWithNoiseAndFailures(t *testing.T) {
 	}
 }
 
-
 func TestDecodeAllTestdata(t *testing.T) {
 	files, _ := filepath.Glob(td + "telegrams/*.txt")
 	out, errOut, code := decodeRun(t, nil, append([]string{"-tz", "Europe/Brussels"}, files...)...)
