@@ -1,0 +1,151 @@
+package rollup
+
+import (
+	"time"
+
+	"github.com/p1logger/p1logger/parser"
+)
+
+// field indexes the registers a rollup sums; the order is DESIGN.md's.
+type field uint8
+
+const (
+	fTaken field = iota
+	fInjected
+	fTakenT1
+	fTakenT2
+	fInjectedT1
+	fInjectedT2
+	fGas
+	numFields
+)
+
+// numP1Fields counts the fields read from measurement p1; fGas comes from p1_mbus.
+const numP1Fields = int(fGas)
+
+// fieldNames are the p1_energy field keys. The first six are also the p1
+// field keys of the registers they sum.
+var fieldNames = [numFields]string{
+	fTaken: "taken_kwh", fInjected: "injected_kwh",
+	fTakenT1: "taken_t1_kwh", fTakenT2: "taken_t2_kwh",
+	fInjectedT1: "injected_t1_kwh", fInjectedT2: "injected_t2_kwh",
+	fGas: "gas_m3",
+}
+
+// parserFields maps the p1 fields to the telegram's registers.
+var parserFields = [numP1Fields]parser.Field{
+	fTaken: parser.Taken, fInjected: parser.Injected,
+	fTakenT1: parser.TakenT1, fTakenT2: parser.TakenT2,
+	fInjectedT1: parser.InjectedT1, fInjectedT2: parser.InjectedT2,
+}
+
+func p1FieldByName(name string) (field, bool) {
+	for f := range field(numP1Fields) {
+		if fieldNames[f] == name {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// sample is one register reading: when, what, and on which meter.
+type sample struct {
+	at    time.Time
+	v     parser.Decimal
+	meter string // meter_id; "" when the meter sends none
+}
+
+// breaks reports whether next starts a new segment after prev: the register
+// went down (meter replaced or reset) or the meter itself changed.
+func breaks(prev, next sample) bool {
+	return prev.meter != next.meter || less(next.v, prev.v)
+}
+
+// obs is what Observe keeps of one telegram: the p1 registers at the
+// point's time and, separately, the gas reading at its capture time.
+type obs struct {
+	at     time.Time
+	meter  string
+	vals   [numP1Fields]parser.Decimal
+	has    uint8 // bit f set when vals[f] was sent
+	gas    sample
+	hasGas bool
+}
+
+// sample returns register f of o, and whether o has it.
+func (o *obs) sample(f field) (sample, bool) {
+	if f == fGas {
+		return o.gas, o.hasGas
+	}
+	if o.has&(1<<f) == 0 {
+		return sample{}, false
+	}
+	return sample{at: o.at, v: o.vals[f], meter: o.meter}, true
+}
+
+// fieldAcc accumulates one register over one period.
+//
+// The in-period readings form segments: a new one starts wherever breaks is
+// true. closed is the sum of (last − first) over the finished segments,
+// segFirst the first value of the open one, last the latest reading. The
+// baseline (the last reading before the period) is kept apart: it adds
+// first − base when base and first are on the same segment, so that a
+// baseline learnt late (a reading from before midnight delivered after the
+// first reading of the day) replaces it without replaying anything.
+type fieldAcc struct {
+	base    sample
+	hasBase bool
+
+	has      bool // at least one reading inside the period
+	first    sample
+	last     sample
+	segFirst parser.Decimal
+	closed   parser.Decimal
+}
+
+// add files s under p: as the baseline when it lies before p and is newer
+// than the baseline known, as the next reading when it lies inside p. It
+// reports false for a reading inside p older than the latest one, which is
+// ignored: readings arrive in time order, so it is a duplicate or a stray.
+func (a *fieldAcc) add(s sample, p period) bool {
+	switch {
+	case s.at.Before(p.start):
+		if !a.hasBase || s.at.After(a.base.at) {
+			a.base, a.hasBase = s, true
+		}
+		return true
+	case !s.at.Before(p.end):
+		return true
+	}
+	if !a.has {
+		a.has, a.first, a.last, a.segFirst = true, s, s, s.v
+		return true
+	}
+	if s.at.Before(a.last.at) {
+		return false
+	}
+	if breaks(a.last, s) {
+		a.closed = a.closed.Add(sub(a.last.v, a.segFirst))
+		a.segFirst = s.v
+	}
+	a.last = s
+	return true
+}
+
+// value returns the energy of the period so far, and false when there is
+// no reading inside the period (then no field is written).
+func (a *fieldAcc) value() (parser.Decimal, bool) {
+	if !a.has {
+		return parser.Decimal{}, false
+	}
+	v := a.closed.Add(sub(a.last.v, a.segFirst))
+	if a.hasBase && !breaks(a.base, a.first) {
+		v = v.Add(sub(a.first.v, a.base.v))
+	}
+	if v.Int < 0 {
+		// Cannot happen: every segment is non-decreasing. Kept so that a
+		// bug never shows as a negative day.
+		v = parser.Decimal{}
+	}
+	return normal(v), true
+}

@@ -1,0 +1,555 @@
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/p1logger/p1logger/parser"
+)
+
+// Recovery rebuilds, from the p1 and p1_mbus points already in InfluxDB,
+// what a worker that had watched every reading would know about a period:
+// per gateway and register, the baseline, and the in-period readings
+// compressed to what the segment rule needs. The server does the scanning
+// (a month of 5-second points is over half a million rows per field); only
+// a handful of rows per gateway come back:
+//
+//   - per series (gateway, meter_id, field; for gas also channel) the first
+//     and last reading inside the period, and every reading where the
+//     register went down (difference() < 0) with the value before it;
+//   - when a gateway's series overlap in time (a meter_id that flips back and
+//     forth), the same per run of consecutive readings of one meter, found
+//     by numbering the readings in time order (the "runs" query);
+//   - the baseline: the latest reading before the period, looked for in
+//     growing windows so that the usual case reads two days at most.
+//
+// Every query runs on InfluxDB 1.8 (Flux 0.65): no array, no findRecord,
+// filters written with == so that the storage layer applies them.
+
+// baseWindows are the look-back windows for the baseline; 0 means since 1970.
+var baseWindows = []time.Duration{48 * time.Hour, 40 * 24 * time.Hour, 400 * 24 * time.Hour, 0}
+
+// epoch bounds the last window. InfluxDB cannot store points before 1677,
+// and a meter reading from before 1970 is not a reading.
+var epoch = time.Unix(0, 0).UTC()
+
+// drop is a place inside a run where the register went down: v after, prev
+// the reading just before.
+type drop struct {
+	at   time.Time
+	prev parser.Decimal
+	v    parser.Decimal
+}
+
+// run is a stretch of consecutive readings of one meter.
+type run struct {
+	first, last sample
+	drops       []drop
+}
+
+// fieldSummary is what recovery learns about one register of one gateway.
+type fieldSummary struct {
+	base    sample
+	hasBase bool
+	runs    []*run // in time order
+}
+
+// acc replays the summary into an accumulator. The replayed readings are
+// the segment ends and starts the rule depends on, so the result equals
+// that of replaying every reading.
+func (s *fieldSummary) acc(p period) fieldAcc {
+	var a fieldAcc
+	if s.hasBase {
+		a.add(s.base, p)
+	}
+	for _, r := range s.runs {
+		a.add(r.first, p)
+		for _, d := range r.drops {
+			// The reading before the drop: its time is not known, only
+			// that it lies between the run's first reading and the drop.
+			a.add(sample{at: d.at, v: d.prev, meter: r.first.meter}, p)
+			a.add(sample{at: d.at, v: d.v, meter: r.first.meter}, p)
+		}
+		a.add(r.last, p)
+	}
+	return a
+}
+
+// summary is recovery's result for one gateway and period.
+type summary [numFields]fieldSummary
+
+// row is one record of a recovery query.
+type row struct {
+	result  string // the yield: first, last, drops or base
+	gw      string
+	f       field
+	channel string // p1_mbus only
+	meter   string
+	run     int64 // runs query only
+	at      time.Time
+	value   float64
+	v       float64 // drops: the register after the drop
+}
+
+// seriesKey identifies one register of one gateway during recovery. Gas is
+// kept per channel until one channel is chosen.
+type seriesKey struct {
+	gw      string
+	f       field
+	channel string
+}
+
+type runKey struct {
+	meter string
+	run   int64
+}
+
+// recoverPeriod recovers p for the gateways gws. It returns an error when a
+// query fails; then nothing is recovered.
+func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map[string]*summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+
+	rows, err := w.query(ctx, w.seriesQuery(p, gws))
+	if err != nil {
+		return nil, fmt.Errorf("recover %s: %w", p, err)
+	}
+	runs := collectRuns(rows, false)
+
+	// Series of one register that overlap in time cannot be told apart
+	// per series: ask for runs of consecutive readings instead.
+	var heavyP1, heavyGas []string
+	seenP1, seenGas := map[string]bool{}, map[string]bool{}
+	for k, rs := range runs {
+		if !overlap(rs) {
+			continue
+		}
+		if k.f == fGas && !seenGas[k.gw] {
+			seenGas[k.gw] = true
+			heavyGas = append(heavyGas, k.gw)
+		} else if k.f != fGas && !seenP1[k.gw] {
+			seenP1[k.gw] = true
+			heavyP1 = append(heavyP1, k.gw)
+		}
+	}
+	for _, h := range []struct {
+		gws []string
+		gas bool
+	}{{heavyP1, false}, {heavyGas, true}} {
+		if len(h.gws) == 0 {
+			continue
+		}
+		sort.Strings(h.gws)
+		rows, err := w.query(ctx, w.runsQuery(p, h.gws, h.gas))
+		if err != nil {
+			return nil, fmt.Errorf("recover %s runs: %w", p, err)
+		}
+		for k := range runs {
+			if (k.f == fGas) == h.gas && contains(h.gws, k.gw) {
+				delete(runs, k)
+			}
+		}
+		for k, rs := range collectRuns(rows, true) {
+			runs[k] = rs
+		}
+	}
+
+	out := make(map[string]*summary, len(gws))
+	for _, gw := range gws {
+		out[gw] = new(summary)
+	}
+	// One gas meter per gateway: the lowest channel with readings.
+	gasChannel := map[string]string{}
+	for k := range runs {
+		if k.f == fGas {
+			if c, ok := gasChannel[k.gw]; !ok || channelLess(k.channel, c) {
+				gasChannel[k.gw] = k.channel
+			}
+		}
+	}
+	for k, rs := range runs {
+		s, ok := out[k.gw]
+		if !ok || (k.f == fGas && k.channel != gasChannel[k.gw]) {
+			continue
+		}
+		s[k.f].runs = rs
+	}
+
+	if err := w.recoverBase(ctx, p, out, gasChannel); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recoverBase fills in the baselines: the latest reading before p.start.
+func (w *Worker) recoverBase(ctx context.Context, p period, out map[string]*summary, gasChannel map[string]string) error {
+	for _, win := range baseWindows {
+		var gws []string
+		var need [numFields]bool
+		for gw, s := range out {
+			missing := false
+			for f := range numFields {
+				if !s[f].hasBase {
+					need[f], missing = true, true
+				}
+			}
+			if missing {
+				gws = append(gws, gw)
+			}
+		}
+		if len(gws) == 0 {
+			return nil
+		}
+		sort.Strings(gws)
+		from := epoch
+		if win > 0 {
+			from = p.start.Add(-win)
+		}
+		if !from.Before(p.start) {
+			return nil
+		}
+		rows, err := w.query(ctx, w.baseQuery(from, p.start, gws, need))
+		if err != nil {
+			return fmt.Errorf("recover %s baseline: %w", p, err)
+		}
+		// Rows are per series; keep the latest per register. Gas: the
+		// channel chosen for the period, or the lowest one when the period
+		// has no gas reading yet.
+		channel := map[string]string{}
+		for _, r := range rows {
+			if r.f != fGas {
+				continue
+			}
+			if c, ok := gasChannel[r.gw]; ok {
+				channel[r.gw] = c
+			} else if c, ok := channel[r.gw]; !ok || channelLess(r.channel, c) {
+				channel[r.gw] = r.channel
+			}
+		}
+		best := map[seriesKey]row{}
+		for _, r := range rows {
+			if r.f == fGas && r.channel != channel[r.gw] {
+				continue
+			}
+			k := seriesKey{gw: r.gw, f: r.f}
+			if b, ok := best[k]; !ok || r.at.After(b.at) {
+				best[k] = r
+			}
+		}
+		for k, r := range best {
+			s := out[k.gw]
+			if s == nil || s[k.f].hasBase {
+				continue
+			}
+			v, ok := decFromFloat(r.value)
+			if !ok {
+				continue
+			}
+			s[k.f].base = sample{at: r.at, v: v, meter: r.meter}
+			s[k.f].hasBase = true
+		}
+		if win == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// collectRuns groups first/last/drops rows into runs per register, each
+// list in time order. Per-series rows (runs false) of the same meter, which
+// differ only in tags the rollup ignores (unit), are merged.
+func collectRuns(rows []row, runs bool) map[seriesKey][]*run {
+	byKey := map[seriesKey]map[runKey]*run{}
+	get := func(r row) *run {
+		k := seriesKey{gw: r.gw, f: r.f, channel: r.channel}
+		m := byKey[k]
+		if m == nil {
+			m = map[runKey]*run{}
+			byKey[k] = m
+		}
+		rk := runKey{meter: r.meter}
+		if runs {
+			rk.run = r.run
+		}
+		x := m[rk]
+		if x == nil {
+			x = &run{}
+			m[rk] = x
+		}
+		return x
+	}
+	for _, r := range rows {
+		v, ok := decFromFloat(r.value)
+		if r.result == "drops" {
+			// value is the difference; v the register after the drop.
+			after, ok1 := decFromFloat(r.v)
+			diff, ok2 := decFromDiff(r.value)
+			if !ok1 || !ok2 {
+				continue
+			}
+			x := get(r)
+			x.drops = append(x.drops, drop{at: r.at, v: after, prev: sub(after, diff)})
+			continue
+		}
+		if !ok {
+			continue
+		}
+		s := sample{at: r.at, v: v, meter: r.meter}
+		x := get(r)
+		switch r.result {
+		case "first":
+			if x.first.at.IsZero() || s.at.Before(x.first.at) {
+				x.first = s
+			}
+		case "last":
+			if x.last.at.IsZero() || s.at.After(x.last.at) {
+				x.last = s
+			}
+		}
+	}
+	out := make(map[seriesKey][]*run, len(byKey))
+	for k, m := range byKey {
+		list := make([]*run, 0, len(m))
+		for _, x := range m {
+			if x.first.at.IsZero() || x.last.at.IsZero() {
+				continue // a drop without its run: the run query was cut short
+			}
+			sort.Slice(x.drops, func(i, j int) bool { return x.drops[i].at.Before(x.drops[j].at) })
+			list = append(list, x)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].first.at.Before(list[j].first.at) })
+		if len(list) > 0 {
+			out[k] = list
+		}
+	}
+	return out
+}
+
+// overlap reports whether runs (sorted by first reading) interleave in time.
+func overlap(rs []*run) bool {
+	for i := 1; i < len(rs); i++ {
+		if rs[i].first.at.Before(rs[i-1].last.at) {
+			return true
+		}
+	}
+	return false
+}
+
+// channelLess orders M-Bus channels numerically ("2" before "10").
+func channelLess(a, b string) bool {
+	x, errA := strconv.Atoi(a)
+	y, errB := strconv.Atoi(b)
+	if errA == nil && errB == nil {
+		return x < y
+	}
+	return a < b
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// seriesQuery is the usual recovery query: per series, the first and last
+// reading in p and the readings where the register went down.
+func (w *Worker) seriesQuery(p period, gws []string) string {
+	var all [numFields]bool
+	for f := range all {
+		all[f] = true
+	}
+	var b strings.Builder
+	w.header(&b)
+	fmt.Fprintf(&b, "data = from(bucket: bucket)\n  |> range(start: %s, stop: %s)\n  |> filter(fn: (r) => %s)\n",
+		fluxTime(p.start), fluxTime(p.end), filterExpr(gws, all))
+	b.WriteString(`data |> first() |> yield(name: "first")
+data |> last() |> yield(name: "last")
+data
+  |> duplicate(column: "_value", as: "v")
+  |> difference()
+  |> filter(fn: (r) => r._value < 0.0)
+  |> yield(name: "drops")
+`)
+	return b.String()
+}
+
+// runsQuery numbers each register's readings in time order (g) and within
+// each meter (c); g − c is constant exactly over a run of consecutive
+// readings of one meter, so grouping by it gives the runs.
+func (w *Worker) runsQuery(p period, gws []string, gas bool) string {
+	var fields [numFields]bool
+	by := `"gateway", "_field"`
+	if gas {
+		fields[fGas] = true
+		by += `, "channel"`
+	} else {
+		for f := range field(numP1Fields) {
+			fields[f] = true
+		}
+	}
+	var b strings.Builder
+	w.header(&b)
+	fmt.Fprintf(&b, `runs = from(bucket: bucket)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => %s)
+  |> group(columns: [%s])
+  |> sort(columns: ["_time"])
+  |> map(fn: (r) => ({r with g: 1}))
+  |> cumulativeSum(columns: ["g"])
+  |> group(columns: [%s, "meter_id"])
+  |> sort(columns: ["_time"])
+  |> map(fn: (r) => ({r with c: 1}))
+  |> cumulativeSum(columns: ["c"])
+  |> map(fn: (r) => ({r with run: r.g - r.c}))
+  |> group(columns: [%s, "meter_id", "run"])
+runs |> first() |> yield(name: "first")
+runs |> last() |> yield(name: "last")
+runs
+  |> duplicate(column: "_value", as: "v")
+  |> difference()
+  |> filter(fn: (r) => r._value < 0.0)
+  |> yield(name: "drops")
+`, fluxTime(p.start), fluxTime(p.end), filterExpr(gws, fields), by, by, by)
+	return b.String()
+}
+
+// baseQuery returns per series the last reading in [from, to).
+func (w *Worker) baseQuery(from, to time.Time, gws []string, fields [numFields]bool) string {
+	var b strings.Builder
+	w.header(&b)
+	fmt.Fprintf(&b, `from(bucket: bucket)
+  |> range(start: %s, stop: %s)
+  |> filter(fn: (r) => %s)
+  |> last()
+  |> yield(name: "base")
+`, fluxTime(from), fluxTime(to), filterExpr(gws, fields))
+	return b.String()
+}
+
+func (w *Worker) header(b *strings.Builder) {
+	fmt.Fprintf(b, "bucket = %s\n", fluxString(w.cfg.Bucket))
+}
+
+// filterExpr selects the registers the rollup reads for gws, with ==
+// comparisons joined by "or" (InfluxDB 1.8 pushes those down to storage,
+// contains() it does not).
+func filterExpr(gws []string, fields [numFields]bool) string {
+	var b strings.Builder
+	b.WriteString("(")
+	var p1 []string
+	for f := range field(numP1Fields) {
+		if fields[f] {
+			p1 = append(p1, "r._field == "+fluxString(fieldNames[f]))
+		}
+	}
+	var alts []string
+	if len(p1) > 0 {
+		alts = append(alts, `(r._measurement == "p1" and (`+strings.Join(p1, " or ")+"))")
+	}
+	if fields[fGas] {
+		alts = append(alts, `(r._measurement == "p1_mbus" and r.kind == "gas" and r._field == "value")`)
+	}
+	b.WriteString(strings.Join(alts, " or "))
+	b.WriteString(") and (")
+	for i, gw := range gws {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		b.WriteString("r.gateway == ")
+		b.WriteString(fluxString(gw))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func fluxTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// fluxString quotes s as a Flux string literal. "${" would start an
+// interpolation, so "$" is escaped as well.
+func fluxString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\', '$':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// query runs q and returns its rows. Records that are not readings of a
+// rollup register are skipped.
+func (w *Worker) query(ctx context.Context, q string) ([]row, error) {
+	res, err := w.q.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var rows []row
+	for res.Next() {
+		rec := res.Record()
+		r := row{result: rec.Result(), at: rec.Time()}
+		r.gw, _ = rec.ValueByKey("gateway").(string)
+		r.meter, _ = rec.ValueByKey("meter_id").(string)
+		switch rec.Measurement() {
+		case "p1":
+			f, ok := p1FieldByName(rec.Field())
+			if !ok {
+				continue
+			}
+			r.f = f
+		case "p1_mbus":
+			r.f = fGas
+			r.channel, _ = rec.ValueByKey("channel").(string)
+		default:
+			continue
+		}
+		var ok bool
+		if r.value, ok = number(rec.Value()); !ok {
+			continue
+		}
+		if r.result == "drops" {
+			if r.v, ok = number(rec.ValueByKey("v")); !ok {
+				continue
+			}
+		}
+		if n, ok := rec.ValueByKey("run").(int64); ok {
+			r.run = n
+		}
+		rows = append(rows, r)
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	}
+	return 0, false
+}

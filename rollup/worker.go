@@ -1,0 +1,560 @@
+package rollup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api"
+
+	"github.com/p1logger/p1logger/internal/lineproto"
+	"github.com/p1logger/p1logger/parser"
+)
+
+// PointWriter takes line protocol for InfluxDB: one or more lines, each
+// ending in '\n', timestamps in nanoseconds. The ingest writer satisfies it;
+// it queues the lines and returns quickly. An error means the lines were not
+// taken; the worker logs it and writes the same points again at its next
+// interval. The worker does not touch lines after the call returns.
+type PointWriter interface {
+	WriteLines(ctx context.Context, lines []byte) error
+}
+
+// Querier runs a Flux query. The official client's api.QueryAPI satisfies
+// it, against InfluxDB 2.x or 1.8 (through its v2-compatible API).
+type Querier interface {
+	Query(ctx context.Context, query string) (*api.QueryTableResult, error)
+}
+
+var _ Querier = api.QueryAPI(nil)
+
+// Config configures a Worker.
+type Config struct {
+	// Location is the zone whose local days and months are summed
+	// (P1_TIMEZONE). Required.
+	Location *time.Location
+	// Interval is how often the points are recomputed and written
+	// (P1_ROLLUP_INTERVAL). Zero means one minute.
+	Interval time.Duration
+	// Bucket holds the p1 and p1_mbus points the baselines are recovered
+	// from ("db/rp" on InfluxDB 1.8). Required.
+	Bucket string
+	// Now returns the current time; nil means time.Now. Tests inject a clock.
+	Now func() time.Time
+	// Logger receives the worker's logs; nil discards them.
+	Logger *slog.Logger
+	// Gateways are the gateway names to roll up. Gateways that Observe
+	// reports but that are not listed here are rolled up as well.
+	Gateways []string
+}
+
+// Worker computes the p1_energy points: per gateway, the energy taken and
+// injected (and gas used) over the current local day and month. Create it
+// with New, feed it with Observe and run it with Run.
+type Worker struct {
+	cfg Config
+	w   PointWriter
+	q   Querier
+	log *slog.Logger
+
+	mu    sync.Mutex
+	inbox map[string]*inbox // guarded by mu
+
+	// Owned by the goroutine running Run.
+	started  bool
+	gateways []string // sorted
+	tracked  []*tracked
+	limiter  limiter
+}
+
+// inbox holds what Observe was told since the last rollup, per gateway.
+type inbox struct {
+	obs      []obs
+	meter    string // the last meter_id, reused so equal ids do not allocate
+	gasMeter string
+	dropped  int
+}
+
+// tracked is a period the worker keeps state for: the current day and
+// month, and the previous ones until their final values are written.
+type tracked struct {
+	period
+	gws map[string]*gwPeriod
+}
+
+// gwPeriod is one gateway's state in one period.
+type gwPeriod struct {
+	recovered bool // acc holds what InfluxDB knew plus everything observed since
+	acc       [numFields]fieldAcc
+	pending   []obs // observed before recovery succeeded, applied after it
+}
+
+const (
+	// queryTimeout bounds the queries of one period's recovery.
+	queryTimeout = 2 * time.Minute
+	// writeTimeout bounds one WriteLines call.
+	writeTimeout = 30 * time.Second
+	// finalTimeout bounds the last write when Run is cancelled.
+	finalTimeout = 5 * time.Second
+	// maxQueued bounds the readings held per gateway while rollups or
+	// recoveries are late. The oldest go first: InfluxDB has them by then,
+	// and a missing reading between two others only hides a meter reset
+	// inside the gap, never energy.
+	maxQueued = 20000
+	// maxAhead: readings stamped further in the future than this are refused.
+	maxAhead = time.Hour
+	// keepUnwritten: a past period whose final value could not be recovered
+	// or written is given up after this long.
+	keepUnwritten = 48 * time.Hour
+)
+
+// New returns a Worker that writes p1_energy points to w and recovers
+// baselines through q. It returns an error when the configuration is
+// unusable (no location, no bucket, a negative interval, nil w or q).
+func New(cfg Config, w PointWriter, q Querier) (*Worker, error) {
+	switch {
+	case cfg.Location == nil:
+		return nil, errors.New("rollup: no location")
+	case cfg.Bucket == "":
+		return nil, errors.New("rollup: no bucket")
+	case cfg.Interval < 0:
+		return nil, fmt.Errorf("rollup: negative interval %s", cfg.Interval)
+	case w == nil || q == nil:
+		return nil, errors.New("rollup: nil writer or querier")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	wk := &Worker{
+		cfg:   cfg,
+		w:     w,
+		q:     q,
+		log:   lg.With("component", "rollup"),
+		inbox: map[string]*inbox{},
+	}
+	for _, gw := range cfg.Gateways {
+		wk.addGateway(gw)
+	}
+	return wk, nil
+}
+
+// Observe hands the worker the telegram that became gateway's p1 point at
+// time at. It copies what it needs (t may be reused afterwards), does no
+// I/O and is safe to call concurrently with Run and with itself. Gas is
+// taken from the lowest-channel gas device on the M-Bus that has a value
+// and a capture time; it counts at its capture time.
+func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
+	if t == nil || gateway == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	in := w.inbox[gateway]
+	if in == nil {
+		in = &inbox{}
+		w.inbox[gateway] = in
+	}
+	o := obs{at: at}
+	for f := range field(numP1Fields) {
+		if d, ok := t.Get(parserFields[f]); ok {
+			o.vals[f] = d
+			o.has |= 1 << f
+		}
+	}
+	if in.meter != string(t.MeterID) {
+		in.meter = string(t.MeterID)
+	}
+	o.meter = in.meter
+	var gas *parser.MBus
+	for i := range t.MBus {
+		m := &t.MBus[i]
+		if m.Kind == parser.KindGas && m.HasValue && !m.Time.IsZero() && (gas == nil || m.Channel < gas.Channel) {
+			gas = m
+		}
+	}
+	if gas != nil {
+		if in.gasMeter != string(gas.ID) {
+			in.gasMeter = string(gas.ID)
+		}
+		o.gas = sample{at: gas.Time, v: gas.Value, meter: in.gasMeter}
+		o.hasGas = true
+	}
+	if o.has == 0 && !o.hasGas {
+		return
+	}
+	if len(in.obs) >= maxQueued {
+		n := copy(in.obs, in.obs[maxQueued/2:])
+		in.dropped += len(in.obs) - n
+		in.obs = in.obs[:n]
+	}
+	in.obs = append(in.obs, o)
+}
+
+// Run recovers the baselines from InfluxDB, then computes and writes the
+// day and month points of every gateway at once and every Interval after
+// that (aligned to multiples of Interval), until ctx is cancelled. Query and
+// write failures are logged and retried at the next interval; they never
+// stop Run. On cancellation it makes a last write of what it has, bounded
+// by a few seconds, and returns nil. Run must not be called twice at once.
+func (w *Worker) Run(ctx context.Context) error {
+	w.log.Info("rollup started", "interval", w.cfg.Interval, "location", w.cfg.Location.String())
+	w.tick(ctx, true)
+	for {
+		t := time.NewTimer(w.untilNext())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalTimeout)
+			w.tick(fctx, false)
+			cancel()
+			w.log.Info("rollup stopped")
+			return nil
+		case <-t.C:
+		}
+		w.tick(ctx, true)
+	}
+}
+
+// untilNext returns the wait until the next multiple of Interval, so that
+// a one-minute rollup runs on the minute.
+func (w *Worker) untilNext() time.Duration {
+	iv := w.cfg.Interval
+	d := iv - time.Duration(w.cfg.Now().UnixNano()%int64(iv))
+	if d <= 0 || d > iv {
+		d = iv
+	}
+	return d
+}
+
+// tick is one rollup: take in the observed readings, recover the periods
+// that need it (unless recover is false), write every point, and forget
+// periods whose final values are written.
+func (w *Worker) tick(ctx context.Context, recover bool) {
+	now := w.cfg.Now()
+	batch := w.drain()
+	w.track(now)
+	gws := make([]string, 0, len(batch))
+	for gw := range batch {
+		gws = append(gws, gw)
+	}
+	sort.Strings(gws)
+	for _, gw := range gws {
+		w.addGateway(gw)
+		for i := range batch[gw] {
+			w.route(gw, &batch[gw][i], now)
+		}
+	}
+	if recover {
+		w.recoverAll(ctx)
+	}
+	ok := w.write(ctx)
+	w.retire(now, ok)
+}
+
+// drain takes the readings Observe queued.
+func (w *Worker) drain() map[string][]obs {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string][]obs{}
+	for gw, in := range w.inbox {
+		if in.dropped > 0 {
+			w.warn("queue-"+gw, "rollup fell behind; oldest readings dropped", "gateway", gw, "dropped", in.dropped)
+			in.dropped = 0
+		}
+		if len(in.obs) > 0 {
+			out[gw] = in.obs
+			in.obs = nil
+		}
+	}
+	return out
+}
+
+// addGateway starts tracking gw in every tracked period.
+func (w *Worker) addGateway(gw string) {
+	i := sort.SearchStrings(w.gateways, gw)
+	if i < len(w.gateways) && w.gateways[i] == gw {
+		return
+	}
+	w.gateways = append(w.gateways, "")
+	copy(w.gateways[i+1:], w.gateways[i:])
+	w.gateways[i] = gw
+	for _, tp := range w.tracked {
+		tp.gws[gw] = &gwPeriod{}
+	}
+}
+
+// track makes sure the periods containing now are tracked and, on the
+// first rollup, the ones before them too: a worker started after midnight
+// books yesterday's final value.
+func (w *Worker) track(now time.Time) {
+	for _, k := range []kind{day, month} {
+		p := periodOf(k, now, w.cfg.Location)
+		if !w.started {
+			w.ensure(p.previous(w.cfg.Location))
+		}
+		w.ensure(p)
+	}
+	w.started = true
+}
+
+// ensure tracks p if it is not tracked yet.
+func (w *Worker) ensure(p period) *tracked {
+	for _, tp := range w.tracked {
+		if tp.kind == p.kind && tp.start.Equal(p.start) {
+			return tp
+		}
+	}
+	tp := &tracked{period: p, gws: make(map[string]*gwPeriod, len(w.gateways))}
+	for _, gw := range w.gateways {
+		tp.gws[gw] = &gwPeriod{}
+	}
+	w.tracked = append(w.tracked, tp)
+	sort.SliceStable(w.tracked, func(i, j int) bool {
+		a, b := w.tracked[i], w.tracked[j]
+		if !a.start.Equal(b.start) {
+			return a.start.Before(b.start)
+		}
+		return a.kind < b.kind
+	})
+	return tp
+}
+
+// route files one observed reading under every tracked period: inside the
+// period it is the next reading, before it a candidate baseline. A reading
+// stamped in a period after the newest tracked one (the clock of the
+// caller running slightly ahead) starts tracking that period.
+func (w *Worker) route(gw string, o *obs, now time.Time) {
+	if o.at.After(now.Add(maxAhead)) {
+		w.warn("ahead-"+gw, "reading stamped in the future ignored", "gateway", gw, "at", o.at, "now", now)
+		return
+	}
+	for _, k := range []kind{day, month} {
+		p := periodOf(k, o.at, w.cfg.Location)
+		if newest := w.newest(k); newest == nil || p.start.After(newest.start) {
+			w.ensure(p)
+		}
+	}
+	for _, tp := range w.tracked {
+		gp := tp.gws[gw]
+		if !o.at.Before(tp.end) && (!o.hasGas || !o.gas.at.Before(tp.end)) {
+			continue
+		}
+		if !gp.recovered {
+			if len(gp.pending) >= maxQueued {
+				gp.pending = append(gp.pending[:0], gp.pending[maxQueued/2:]...)
+			}
+			gp.pending = append(gp.pending, *o)
+			continue
+		}
+		gp.apply(o, tp.period)
+	}
+}
+
+func (gp *gwPeriod) apply(o *obs, p period) {
+	for f := range numFields {
+		if s, ok := o.sample(f); ok {
+			gp.acc[f].add(s, p)
+		}
+	}
+}
+
+func (w *Worker) newest(k kind) *tracked {
+	var n *tracked
+	for _, tp := range w.tracked {
+		if tp.kind == k && (n == nil || tp.start.After(n.start)) {
+			n = tp
+		}
+	}
+	return n
+}
+
+// recoverAll recovers, oldest period first, every gateway and period not
+// recovered yet. Oldest first so that a period's baseline can also come
+// from the readings the worker itself saw at the end of the period before.
+func (w *Worker) recoverAll(ctx context.Context) {
+	for _, tp := range w.tracked {
+		var gws []string
+		for _, gw := range w.gateways {
+			if !tp.gws[gw].recovered {
+				gws = append(gws, gw)
+			}
+		}
+		if len(gws) == 0 || ctx.Err() != nil {
+			continue
+		}
+		sums, err := w.recoverPeriod(ctx, tp.period, gws)
+		if err != nil {
+			// A period that began while the worker was watching can go on
+			// from what it saw: its baseline is the last reading of the
+			// period before, which the worker holds.
+			var cont []string
+			for _, gw := range gws {
+				if w.continuous(gw, tp) {
+					w.finish(gw, tp, nil)
+					cont = append(cont, gw)
+				}
+			}
+			w.warn("recover-"+tp.kind.String(), "recovery from InfluxDB failed; retrying next interval",
+				"period", tp.period.String(), "err", err, "continued_from_live_data", cont)
+			continue
+		}
+		for _, gw := range gws {
+			w.finish(gw, tp, sums[gw])
+		}
+		w.log.Debug("recovered", "period", tp.period.String(), "gateways", len(gws))
+	}
+}
+
+// continuous reports whether gw's state in a period ending where tp starts
+// was recovered: then the worker has seen every reading up to tp.
+func (w *Worker) continuous(gw string, tp *tracked) bool {
+	for _, o := range w.tracked {
+		if o.end.Equal(tp.start) && o.gws[gw].recovered {
+			return true
+		}
+	}
+	return false
+}
+
+// finish installs a recovered summary (nil: nothing from InfluxDB), takes
+// later baselines from the readings the worker saw in earlier periods, and
+// applies the readings observed meanwhile.
+func (w *Worker) finish(gw string, tp *tracked, sum *summary) {
+	gp := tp.gws[gw]
+	if sum != nil {
+		for f := range numFields {
+			gp.acc[f] = sum[f].acc(tp.period)
+		}
+	} else {
+		gp.acc = [numFields]fieldAcc{}
+	}
+	for _, o := range w.tracked {
+		op := o.gws[gw]
+		if o == tp || !op.recovered || o.end.After(tp.start) {
+			continue
+		}
+		for f := range numFields {
+			if op.acc[f].has {
+				gp.acc[f].add(op.acc[f].last, tp.period)
+			}
+		}
+	}
+	for i := range gp.pending {
+		gp.apply(&gp.pending[i], tp.period)
+	}
+	gp.pending = nil
+	gp.recovered = true
+}
+
+// lines appends the p1_energy points of every recovered gateway that has a
+// reading in a tracked period.
+func (w *Worker) lines(b *lineproto.Builder) {
+	var text []byte
+	for _, tp := range w.tracked {
+		for _, gw := range w.gateways {
+			gp := tp.gws[gw]
+			if !gp.recovered {
+				continue
+			}
+			var vals [numFields]parser.Decimal
+			var has [numFields]bool
+			n := 0
+			for f := range numFields {
+				if vals[f], has[f] = gp.acc[f].value(); has[f] {
+					n++
+				}
+			}
+			if n == 0 {
+				continue // no reading in the period: no point
+			}
+			b.Measurement("p1_energy")
+			b.Tag("gateway", gw)
+			b.Tag("period", tp.kind.String())
+			for f := range numFields {
+				if has[f] {
+					text = vals[f].AppendText(text[:0])
+					b.FieldDecimalText(fieldNames[f], text)
+				}
+			}
+			b.End(tp.start)
+		}
+	}
+}
+
+// write writes every point; it reports whether that succeeded.
+func (w *Worker) write(ctx context.Context) bool {
+	var b lineproto.Builder
+	w.lines(&b)
+	if b.Len() == 0 {
+		return true
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	if err := w.w.WriteLines(wctx, b.Buf); err != nil {
+		w.warn("write", "writing p1_energy failed; retrying next interval", "err", err)
+		return false
+	}
+	return true
+}
+
+// retire forgets past periods once a write after their end plus a grace
+// time (for late readings) succeeded, or after keepUnwritten regardless.
+func (w *Worker) retire(now time.Time, wrote bool) {
+	grace := max(2*w.cfg.Interval, 2*time.Minute)
+	keep := w.tracked[:0]
+	for _, tp := range w.tracked {
+		done := false
+		if !tp.end.Add(grace).After(now) {
+			all := true
+			for _, gp := range tp.gws {
+				all = all && gp.recovered
+			}
+			done = wrote && all
+			if !done && !tp.end.Add(keepUnwritten).After(now) {
+				w.warn("giveup", "giving up on a past period", "period", tp.period.String())
+				done = true
+			}
+		}
+		if !done {
+			keep = append(keep, tp)
+		}
+	}
+	clear(w.tracked[len(keep):])
+	w.tracked = keep
+}
+
+// limiter rate-limits repeated warnings: one per key per minute, with the
+// count of those suppressed. It uses the wall clock, not Config.Now: it
+// paces logs, not rollups.
+type limiter struct {
+	last       map[string]time.Time
+	suppressed map[string]int
+}
+
+func (w *Worker) warn(key, msg string, args ...any) {
+	l := &w.limiter
+	if l.last == nil {
+		l.last, l.suppressed = map[string]time.Time{}, map[string]int{}
+	}
+	if t, ok := l.last[key]; ok && time.Since(t) < time.Minute {
+		l.suppressed[key]++
+		return
+	}
+	if n := l.suppressed[key]; n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.last[key] = time.Now()
+	l.suppressed[key] = 0
+	w.log.Warn(msg, args...)
+}
