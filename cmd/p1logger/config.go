@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// rawConfig is the environment as DESIGN.md names it. Values stay strings so
+// that validation can quote exactly what the user wrote.
+type rawConfig struct {
+	Gateways        string `env:"P1_GATEWAYS"`
+	GatewaysFile    string `env:"P1_GATEWAYS_FILE"`
+	Cycle           string `env:"P1_CYCLE" envDefault:"5s"`
+	InfluxURL       string `env:"P1_INFLUX_URL" envDefault:"http://localhost:8086"`
+	InfluxToken     string `env:"P1_INFLUX_TOKEN"`
+	InfluxTokenFile string `env:"P1_INFLUX_TOKEN_FILE"`
+	InfluxOrg       string `env:"P1_INFLUX_ORG"`
+	InfluxBucket    string `env:"P1_INFLUX_BUCKET" envDefault:"p1"`
+	Timezone        string `env:"P1_TIMEZONE"`
+	RollupInterval  string `env:"P1_ROLLUP_INTERVAL" envDefault:"1m"`
+	IdleTimeout     string `env:"P1_IDLE_TIMEOUT" envDefault:"10s"`
+	SpoolDir        string `env:"P1_SPOOL_DIR"`
+	// P1_HTTP_ADDR has no envDefault: the library would also apply it to an
+	// empty value, and empty means "disabled". loadConfig applies ":9188"
+	// only when the variable is not set at all.
+	HTTPAddr  string `env:"P1_HTTP_ADDR"`
+	LogLevel  string `env:"P1_LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"P1_LOG_FORMAT" envDefault:"text"`
+}
+
+// gatewaySpec is one configured gateway.
+type gatewaySpec struct {
+	Name string
+	Addr string // host:port
+}
+
+// config is the validated configuration the daemon runs with.
+type config struct {
+	Gateways       []gatewaySpec
+	Cycle          time.Duration
+	RollupInterval time.Duration
+	IdleTimeout    time.Duration
+	InfluxURL      string
+	InfluxToken    string
+	InfluxOrg      string
+	InfluxBucket   string
+	Location       *time.Location
+	SpoolDir       string
+	HTTPAddr       string // empty: no HTTP server
+	LogLevel       slog.Level
+	LogJSON        bool
+}
+
+const gatewaysForm = "want name=host:port[,...]"
+
+// loadConfig reads the configuration from environ (as os.Environ returns it)
+// and validates every value. Its errors are one line each, naming the
+// variable, the bad value and the expected form.
+func loadConfig(environ []string) (*config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var raw rawConfig
+	if err := env.ParseWithOptions(&raw, env.Options{Environment: vars}); err != nil {
+		return nil, err // only string fields: cannot happen short of a bad tag
+	}
+	if _, set := vars["P1_HTTP_ADDR"]; !set {
+		raw.HTTPAddr = ":9188"
+	}
+	cfg := &config{
+		InfluxOrg: raw.InfluxOrg,
+		SpoolDir:  raw.SpoolDir,
+	}
+	var err error
+
+	if cfg.Gateways, err = parseGateways(raw.Gateways, raw.GatewaysFile); err != nil {
+		return nil, err
+	}
+	durations := []struct {
+		name, val string
+		dst       *time.Duration
+	}{
+		{"P1_CYCLE", raw.Cycle, &cfg.Cycle},
+		{"P1_ROLLUP_INTERVAL", raw.RollupInterval, &cfg.RollupInterval},
+		{"P1_IDLE_TIMEOUT", raw.IdleTimeout, &cfg.IdleTimeout},
+	}
+	for _, d := range durations {
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s", d.name, d.val)
+		}
+		if v < 100*time.Millisecond {
+			return nil, fmt.Errorf("%s: %q is too short; want at least 100ms", d.name, d.val)
+		}
+		*d.dst = v
+	}
+
+	u, err := url.Parse(raw.InfluxURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("P1_INFLUX_URL: %q is not an http(s) URL; want e.g. http://localhost:8086", raw.InfluxURL)
+	}
+	cfg.InfluxURL = raw.InfluxURL
+
+	switch {
+	case raw.InfluxToken != "" && raw.InfluxTokenFile != "":
+		return nil, errors.New("P1_INFLUX_TOKEN_FILE: set together with P1_INFLUX_TOKEN; want only one of them")
+	case raw.InfluxTokenFile != "":
+		b, err := os.ReadFile(raw.InfluxTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("P1_INFLUX_TOKEN_FILE: %q cannot be read (%v); want a readable file holding the token", raw.InfluxTokenFile, unwrapPath(err))
+		}
+		cfg.InfluxToken = strings.TrimSpace(string(b))
+		if cfg.InfluxToken == "" {
+			return nil, fmt.Errorf("P1_INFLUX_TOKEN_FILE: %q is empty; want a file holding the token", raw.InfluxTokenFile)
+		}
+	default:
+		cfg.InfluxToken = raw.InfluxToken
+	}
+
+	cfg.InfluxBucket = raw.InfluxBucket
+	if strings.ContainsAny(cfg.InfluxBucket, " \t\n") {
+		return nil, fmt.Errorf("P1_INFLUX_BUCKET: %q contains white space; want a bucket name (1.8: database/retention-policy)", raw.InfluxBucket)
+	}
+
+	cfg.Location = time.Local
+	if raw.Timezone != "" {
+		if cfg.Location, err = time.LoadLocation(raw.Timezone); err != nil || raw.Timezone == "Local" {
+			return nil, fmt.Errorf("P1_TIMEZONE: %q is not a known time zone; want an IANA name such as Europe/Brussels", raw.Timezone)
+		}
+	}
+
+	if raw.SpoolDir != "" {
+		if fi, err := os.Stat(raw.SpoolDir); err == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("P1_SPOOL_DIR: %q is not a directory; want a directory for the write buffer (it is created if missing)", raw.SpoolDir)
+		}
+	}
+
+	cfg.HTTPAddr = raw.HTTPAddr
+	if cfg.HTTPAddr != "" {
+		_, port, err := net.SplitHostPort(cfg.HTTPAddr)
+		if err != nil || !validPort(port, true) {
+			return nil, fmt.Errorf("P1_HTTP_ADDR: %q is not host:port; want e.g. :9188 or 127.0.0.1:9188 (empty disables)", raw.HTTPAddr)
+		}
+	}
+
+	switch strings.ToLower(raw.LogLevel) {
+	case "debug":
+		cfg.LogLevel = slog.LevelDebug
+	case "info":
+		cfg.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.LogLevel = slog.LevelWarn
+	case "error":
+		cfg.LogLevel = slog.LevelError
+	default:
+		return nil, fmt.Errorf("P1_LOG_LEVEL: %q is not a level; want debug, info, warn or error", raw.LogLevel)
+	}
+	switch strings.ToLower(raw.LogFormat) {
+	case "text":
+	case "json":
+		cfg.LogJSON = true
+	default:
+		return nil, fmt.Errorf("P1_LOG_FORMAT: %q is not a format; want text or json", raw.LogFormat)
+	}
+	return cfg, nil
+}
+
+// parseGateways combines P1_GATEWAYS and the lines of P1_GATEWAYS_FILE.
+func parseGateways(list, file string) ([]gatewaySpec, error) {
+	if strings.TrimSpace(list) == "" && file == "" {
+		return nil, errors.New("P1_GATEWAYS: not set; " + gatewaysForm + " (or P1_GATEWAYS_FILE)")
+	}
+	var out []gatewaySpec
+	seen := map[string]string{} // name → where it was first defined
+	add := func(entry, where, form string) error {
+		g, err := parseGateway(entry)
+		if err != nil {
+			return fmt.Errorf("%s: %q %v; %s", where, entry, err, form)
+		}
+		if prev, dup := seen[g.Name]; dup {
+			return fmt.Errorf("%s: %q: name %q is already used by %s; want unique names", where, entry, g.Name, prev)
+		}
+		seen[g.Name] = fmt.Sprintf("%s %q", where, entry)
+		out = append(out, g)
+		return nil
+	}
+	if strings.TrimSpace(list) != "" {
+		for _, e := range strings.Split(list, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" {
+				return nil, fmt.Errorf("P1_GATEWAYS: %q has an empty entry; %s", list, gatewaysForm)
+			}
+			if err := add(e, "P1_GATEWAYS", gatewaysForm); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q cannot be read (%v); want a file with one name=host:port per line", file, unwrapPath(err))
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<20)
+		n, line := 0, 0
+		for sc.Scan() {
+			line++
+			l := sc.Text()
+			if i := strings.IndexByte(l, '#'); i >= 0 {
+				l = l[:i]
+			}
+			l = strings.TrimSpace(l)
+			if l == "" {
+				continue
+			}
+			where := fmt.Sprintf("P1_GATEWAYS_FILE: %s line %d", file, line)
+			if err := add(l, where, "want name=host:port per line"); err != nil {
+				return nil, err
+			}
+			n++
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q line %d: %v; want a file with one name=host:port per line", file, line+1, err)
+		}
+		if n == 0 && len(out) == 0 {
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q lists no gateway; want one name=host:port per line", file)
+		}
+	}
+	return out, nil
+}
+
+// parseGateway parses "name=host:port" or "host:port" (named after the host).
+// Its errors complete a sentence that starts with the quoted entry.
+func parseGateway(s string) (gatewaySpec, error) {
+	name, addr, named := strings.Cut(s, "=")
+	if !named {
+		addr = s
+	}
+	name, addr = strings.TrimSpace(name), strings.TrimSpace(addr)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) && strings.Contains(ae.Err, "missing port") {
+			return gatewaySpec{}, errors.New("has no port")
+		}
+		return gatewaySpec{}, errors.New("is not host:port")
+	}
+	if host == "" {
+		return gatewaySpec{}, errors.New("has no host")
+	}
+	if !validPort(port, false) {
+		return gatewaySpec{}, fmt.Errorf("has a bad port %q", port)
+	}
+	if !named {
+		name = host
+	}
+	if name == "" {
+		return gatewaySpec{}, errors.New("has an empty name")
+	}
+	if strings.ContainsAny(name, " \t\",\\#=") {
+		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)
+	}
+	return gatewaySpec{Name: name, Addr: net.JoinHostPort(host, port)}, nil
+}
+
+func validPort(p string, zeroOK bool) bool {
+	n, err := strconv.Atoi(p)
+	if err != nil || n > 65535 || n < 0 {
+		return false
+	}
+	return n > 0 || zeroOK
+}
+
+// unwrapPath drops the path from an *os.PathError, which the caller quotes.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/rollup"
+)
+
+const (
+	// memBufferBytes bounds the in-memory write buffer: at one 600-byte
+	// point per gateway per 5 s cycle, a day of one meter, or minutes of
+	// thousands.
+	memBufferBytes = 64 << 20
+	// drainTimeout bounds the final flush to InfluxDB at shutdown, well
+	// inside the 30 s a container runtime waits after SIGTERM.
+	drainTimeout = 10 * time.Second
+	// dialConcurrency bounds simultaneous dials, so that thousands of
+	// gateways starting at once do not overflow accept queues.
+	dialConcurrency = 256
+)
+
+// daemon runs p1logger until ctx is cancelled, then shuts down in order:
+// readers and HTTP stop first; the batcher writes its last cycle and the
+// rollup worker its last rollup; then the writer drains to InfluxDB for at
+// most drainTimeout. It returns nil after a clean stop. onListen, if not nil,
+// is called with the HTTP server's address once it listens.
+func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(addr string)) error {
+	sink, err := ingest.NewHTTPSink(ingest.InfluxConfig{
+		URL: cfg.InfluxURL, Token: cfg.InfluxToken, Org: cfg.InfluxOrg, Bucket: cfg.InfluxBucket,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.SpoolDir != "" {
+		log.Warn("P1_SPOOL_DIR is not used yet: points are buffered in memory only", "dir", cfg.SpoolDir)
+	}
+	buf := ingest.NewMemBuffer(memBufferBytes, 1<<20, log.With("component", "buffer"))
+	writer := ingest.NewWriter(ingest.WriterConfig{
+		DrainTimeout: drainTimeout,
+		Logger:       log.With("component", "writer"),
+	}, buf, sink)
+
+	client := influxdb2.NewClientWithOptions(cfg.InfluxURL, cfg.InfluxToken,
+		influxdb2.DefaultOptions().SetHTTPRequestTimeout(120))
+	defer client.Close()
+
+	gateways := make([]*ingest.Gateway, len(cfg.Gateways))
+	names := make([]string, len(cfg.Gateways))
+	for i, g := range cfg.Gateways {
+		gateways[i] = ingest.NewGateway(g.Name, g.Addr)
+		names[i] = g.Name
+	}
+	worker, err := rollup.New(rollup.Config{
+		Location: cfg.Location,
+		Interval: cfg.RollupInterval,
+		Bucket:   cfg.InfluxBucket,
+		Logger:   log.With("component", "rollup"),
+		Gateways: names,
+	}, writer, client.QueryAPI(cfg.InfluxOrg))
+	if err != nil {
+		return fmt.Errorf("rollup: %w", err)
+	}
+	batcher := ingest.NewBatcher(ingest.BatcherConfig{
+		Cycle:          cfg.Cycle,
+		HealthInterval: cfg.RollupInterval,
+		Location:       cfg.Location,
+		Logger:         log.With("component", "batcher"),
+	}, gateways, writer, worker)
+
+	var ln net.Listener
+	if cfg.HTTPAddr != "" {
+		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("P1_HTTP_ADDR: %w", err)
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		if onListen != nil {
+			onListen(ln.Addr().String())
+		}
+	}
+	log.Info("p1logger started", "gateways", len(gateways), "cycle", cfg.Cycle,
+		"influx_url", cfg.InfluxURL, "bucket", cfg.InfluxBucket, "timezone", cfg.Location.String())
+
+	// A failing component stops everything through cause.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(errStopped)
+	fail := func(err error) error {
+		if err != nil {
+			cancel(err)
+		}
+		return err
+	}
+
+	// Stage 1: readers and HTTP, stopped by ctx.
+	var inputs errgroup.Group
+	dialLimit := make(chan struct{}, dialConcurrency)
+	for _, g := range gateways {
+		r := ingest.NewReader(g, ingest.ReaderConfig{
+			IdleTimeout: cfg.IdleTimeout,
+			Location:    cfg.Location,
+			Logger:      log,
+			DialLimit:   dialLimit,
+		})
+		inputs.Go(func() error { return fail(r.Run(ctx)) })
+	}
+	if ln != nil {
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now()}
+		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, st.handler(), log)) })
+	}
+
+	// Stage 2: batcher and rollup, stopped once the readers are, so that
+	// the last cycle holds the last telegrams.
+	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProc()
+	var procs errgroup.Group
+	procs.Go(func() error { return fail(batcher.Run(procCtx)) })
+	procs.Go(func() error { return fail(worker.Run(procCtx)) })
+
+	// Stage 3: the writer, stopped last; it drains for drainTimeout.
+	writeCtx, stopWrite := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWrite()
+	var out errgroup.Group
+	out.Go(func() error { return fail(writer.Run(writeCtx)) })
+
+	<-ctx.Done()
+	log.Info("shutting down: stopping readers")
+	inputs.Wait()
+	stopProc()
+	procs.Wait()
+	log.Info("shutting down: flushing to influxdb", "buffered_bytes", buf.Bytes(), "timeout", drainTimeout)
+	stopWrite()
+	out.Wait()
+	ws := writer.Stats()
+	log.Info("p1logger stopped", "points_written", ws.Points, "bytes_left", ws.BufferedBytes)
+
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, errStopped) {
+		return cause
+	}
+	return nil
+}

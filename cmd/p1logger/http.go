@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/p1logger/p1logger/ingest"
+)
+
+// status serves the HTTP endpoints of DESIGN.md from the pipeline's state.
+type status struct {
+	gateways []*ingest.Gateway
+	writer   *ingest.Writer
+	batcher  *ingest.Batcher
+	sink     interface{ Ping(context.Context) error }
+	started  time.Time
+}
+
+func (s *status) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /api/v1/gateways", s.apiGateways)
+	return mux
+}
+
+// serveHTTP serves h on ln until ctx is cancelled, then shuts down within
+// a few seconds. It returns nil after a shutdown and the error of a server
+// that failed.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+// readyz answers 200 when InfluxDB answers its ping and at least one gateway
+// is connected, 503 with the reasons otherwise.
+func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.sink.Ping(ctx); err != nil {
+		problems = append(problems, "influxdb unreachable: "+err.Error())
+	}
+	connected := 0
+	for _, g := range s.gateways {
+		if g.Stats().Connected {
+			connected++
+		}
+	}
+	if connected == 0 {
+		problems = append(problems, fmt.Sprintf("no gateway connected (of %d)", len(s.gateways)))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, strings.Join(problems, "\n")+"\n")
+		return
+	}
+	fmt.Fprintf(w, "ready: influxdb reachable, %d of %d gateways connected\n", connected, len(s.gateways))
+}
+
+// metrics writes the Prometheus text exposition format.
+func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
+	var b bytes.Buffer
+	now := time.Now()
+	stats := make([]ingest.GatewayStats, len(s.gateways))
+	for i, g := range s.gateways {
+		stats[i] = g.Stats()
+	}
+	type gauge struct {
+		name, help, typ string
+		val             func(*ingest.GatewayStats) (float64, bool)
+	}
+	per := []gauge{
+		{"p1logger_gateway_connected", "1 when the gateway's TCP connection is up.", "gauge",
+			func(s *ingest.GatewayStats) (float64, bool) { return b2f(s.Connected), true }},
+		{"p1logger_gateway_telegrams_total", "Telegrams accepted.", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.Telegrams), true }},
+		{"p1logger_gateway_crc_errors_total", "Telegrams whose CRC did not match.", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.CRCErrors), true }},
+		{"p1logger_gateway_parse_errors_total", "Cut frames and undecodable lines.", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.ParseErrors), true }},
+		{"p1logger_gateway_dropped_telegrams_total", "Telegrams rejected (CRC, frame, or syntax error without CRC).", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.Dropped), true }},
+		{"p1logger_gateway_reconnects_total", "Dials after the first, successful or not.", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.Reconnects), true }},
+		{"p1logger_gateway_skipped_bytes_total", "Bytes received outside any telegram.", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.SkippedBytes), true }},
+		{"p1logger_gateway_last_telegram_age_seconds", "Seconds since the newest accepted telegram (absent before the first).", "gauge",
+			func(s *ingest.GatewayStats) (float64, bool) {
+				if s.LastTelegram.IsZero() {
+					return 0, false
+				}
+				return now.Sub(s.LastTelegram).Seconds(), true
+			}},
+	}
+	for _, m := range per {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.typ)
+		for i := range stats {
+			if v, ok := m.val(&stats[i]); ok {
+				fmt.Fprintf(&b, "%s{gateway=\"%s\"} %s\n", m.name, labelEscape(stats[i].Name), fmtFloat(v))
+			}
+		}
+	}
+	ws := s.writer.Stats()
+	bs := s.batcher.Stats()
+	single := func(name, typ, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, fmtFloat(v))
+	}
+	single("p1logger_points_written_total", "counter", "Points InfluxDB accepted.", float64(ws.Points))
+	single("p1logger_write_batches_total", "counter", "Write requests InfluxDB accepted.", float64(ws.Batches))
+	single("p1logger_write_errors_total", "counter", "Failed write attempts (each retry counts).", float64(ws.WriteErrors))
+	single("p1logger_points_dropped_total", "counter", "Points InfluxDB refused for good or that did not fit the buffer.", float64(ws.DroppedPoints))
+	single("p1logger_write_failing", "gauge", "1 while the last write attempt failed and is being retried.", b2f(ws.Failing))
+	single("p1logger_write_buffer_bytes", "gauge", "Bytes of line protocol waiting for InfluxDB.", float64(ws.BufferedBytes))
+	single("p1logger_cycles_total", "counter", "Write cycles run.", float64(bs.Cycles))
+	single("p1logger_p1_points_total", "counter", "p1 points encoded.", float64(bs.P1Points))
+	single("p1logger_mbus_points_total", "counter", "p1_mbus points encoded.", float64(bs.MBusPoints))
+	single("p1logger_peak_points_total", "counter", "p1_peak points encoded.", float64(bs.PeakPoints))
+	single("p1logger_cycle_duration_seconds", "gauge", "Time the last cycle took to encode and queue its points.", bs.LastCycle.Seconds())
+	single("p1logger_uptime_seconds", "gauge", "Seconds since start.", now.Sub(s.started).Seconds())
+
+	const h = "p1logger_write_duration_seconds"
+	fmt.Fprintf(&b, "# HELP %s Duration of write requests to InfluxDB.\n# TYPE %s histogram\n", h, h)
+	for i, le := range ingest.LatencyBuckets {
+		fmt.Fprintf(&b, "%s_bucket{le=\"%s\"} %d\n", h, fmtFloat(le), ws.Latency.Buckets[i])
+	}
+	fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", h, ws.Latency.Count, h, fmtFloat(ws.Latency.Sum), h, ws.Latency.Count)
+
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write(b.Bytes())
+}
+
+func b2f(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func labelEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// gatewayJSON is one entry of /api/v1/gateways.
+type gatewayJSON struct {
+	Name             string          `json:"name"`
+	Address          string          `json:"address"`
+	Connected        bool            `json:"connected"`
+	Since            *time.Time      `json:"since,omitempty"`
+	LastError        string          `json:"last_error,omitempty"`
+	LastTelegram     *time.Time      `json:"last_telegram,omitempty"`
+	LastTelegramAgeS *float64        `json:"last_telegram_age_s,omitempty"`
+	Telegrams        int64           `json:"telegrams"`
+	CRCErrors        int64           `json:"crc_errors"`
+	ParseErrors      int64           `json:"parse_errors"`
+	DroppedTelegrams int64           `json:"dropped_telegrams"`
+	Reconnects       int64           `json:"reconnects"`
+	SkippedBytes     int64           `json:"skipped_bytes"`
+	Latest           json.RawMessage `json:"latest,omitempty"`
+}
+
+// apiGateways answers {"gateways": [...]}: per gateway its state, counters
+// and its newest telegram decoded as "p1logger decode" prints it.
+func (s *status) apiGateways(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	out := struct {
+		Gateways []gatewayJSON `json:"gateways"`
+	}{Gateways: make([]gatewayJSON, 0, len(s.gateways))}
+	for _, g := range s.gateways {
+		st := g.Stats()
+		j := gatewayJSON{
+			Name: st.Name, Address: st.Addr, Connected: st.Connected, LastError: st.LastError,
+			Telegrams: st.Telegrams, CRCErrors: st.CRCErrors, ParseErrors: st.ParseErrors,
+			DroppedTelegrams: st.Dropped, Reconnects: st.Reconnects, SkippedBytes: st.SkippedBytes,
+		}
+		if !st.Since.IsZero() {
+			j.Since = &st.Since
+		}
+		if !st.LastTelegram.IsZero() {
+			age := now.Sub(st.LastTelegram).Seconds()
+			j.LastTelegram, j.LastTelegramAgeS = &st.LastTelegram, &age
+		}
+		if latest, _, ok := g.AppendLatestJSON(nil); ok {
+			j.Latest = latest
+		}
+		out.Gateways = append(out.Gateways, j)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+// index is a short human-readable status page.
+func (s *status) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	now := time.Now()
+	ws := s.writer.Stats()
+	fmt.Fprintf(w, "p1logger — up %s\n\n", now.Sub(s.started).Round(time.Second))
+	fmt.Fprintf(w, "InfluxDB: %d points written, %d write errors, %d bytes buffered", ws.Points, ws.WriteErrors, ws.BufferedBytes)
+	if ws.Failing {
+		fmt.Fprintf(w, ", FAILING: %s", ws.LastError)
+	}
+	fmt.Fprintf(w, "\n\n%-20s %-24s %-10s %10s %6s %6s %6s %s\n", "gateway", "address", "state", "telegrams", "crc", "parse", "redial", "last telegram")
+	for _, g := range s.gateways {
+		st := g.Stats()
+		state := "down"
+		if st.Connected {
+			state = "connected"
+		}
+		last := "never"
+		if !st.LastTelegram.IsZero() {
+			last = now.Sub(st.LastTelegram).Round(100*time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(w, "%-20s %-24s %-10s %10d %6d %6d %6d %s\n", st.Name, st.Addr, state, st.Telegrams, st.CRCErrors, st.ParseErrors, st.Reconnects, last)
+		if !st.Connected && st.LastError != "" {
+			fmt.Fprintf(w, "%20s last error: %s\n", "", st.LastError)
+		}
+	}
+	io.WriteString(w, "\nEndpoints: /healthz /readyz /metrics /api/v1/gateways\n")
+}

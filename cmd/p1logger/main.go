@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // P1_TIMEZONE must work in a scratch image too
+)
+
+const usage = `usage: p1logger            run the daemon (configured by P1_* environment variables)
+       p1logger decode ...  decode raw telegrams to JSON (p1logger decode -h)
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)) }
+
+// run is the whole program: it returns the exit status. Bad configuration
+// exits 2 with one line on stderr; a failure while running exits 1; a
+// SIGINT or SIGTERM stops the daemon cleanly with 0.
+func run(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "decode":
+			return runDecode(args[1:], stdin, stdout, stderr)
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "p1logger: unknown command %q\n%s", args[0], usage)
+			return 2
+		}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "p1logger: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newLogger(cfg, stderr)
+	if err := daemon(ctx, cfg, log, nil); err != nil {
+		log.Error("p1logger stopped", "reason", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// errStopped is the cause of a normal shutdown.
+var errStopped = errors.New("stopped")

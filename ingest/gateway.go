@@ -1,0 +1,208 @@
+package ingest
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/p1logger/p1logger/parser"
+)
+
+// Gateway is the shared state of one configured gateway: the newest telegram
+// its Reader accepted and its counters. The Reader writes it, the Batcher and
+// the HTTP handlers read it. All methods are safe for concurrent use.
+//
+// The newest telegram is held in a slot rather than sent down a channel: the
+// Reader parses into a Telegram of its own and swaps it with the slot's, so
+// neither side copies or allocates, and a gateway that sends faster than the
+// cycle only ever costs one slot.
+type Gateway struct {
+	name string
+	addr string
+
+	mu         sync.Mutex
+	latest     *parser.Telegram // newest accepted telegram; nil until the first
+	receivedAt time.Time        // when latest was received
+	fresh      bool             // latest arrived after the last cycle took it
+	written    writtenState     // what the Batcher already wrote; Batcher only
+
+	connected   atomic.Bool
+	since       atomic.Int64 // unix ns of the last connect or loss
+	lastAt      atomic.Int64 // unix ns of the newest accepted telegram; 0 = none
+	telegrams   atomic.Int64
+	crcErrors   atomic.Int64
+	parseErrors atomic.Int64
+	dropped     atomic.Int64
+	reconnects  atomic.Int64
+	skipped     atomic.Int64
+	lastErr     atomic.Pointer[string]
+}
+
+// NewGateway returns the state of the gateway called name (the gateway tag)
+// at addr (host:port).
+func NewGateway(name, addr string) *Gateway {
+	return &Gateway{name: name, addr: addr}
+}
+
+// Name returns the gateway's configured name, its gateway tag.
+func (g *Gateway) Name() string { return g.name }
+
+// Addr returns the host:port the Reader dials.
+func (g *Gateway) Addr() string { return g.addr }
+
+// store makes t the newest telegram, received at at, and returns the
+// Telegram it replaced (possibly nil) for the caller to parse into next.
+func (g *Gateway) store(t *parser.Telegram, at time.Time) *parser.Telegram {
+	g.mu.Lock()
+	old := g.latest
+	g.latest, g.receivedAt, g.fresh = t, at, true
+	g.mu.Unlock()
+	g.lastAt.Store(at.UnixNano())
+	g.telegrams.Add(1)
+	return old
+}
+
+// takeFresh calls fn with the newest telegram if it arrived since the last
+// call, under the gateway's lock: fn must not keep t or its slices.
+func (g *Gateway) takeFresh(fn func(t *parser.Telegram, at time.Time, w *writtenState)) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.fresh || g.latest == nil {
+		return false
+	}
+	g.fresh = false
+	fn(g.latest, g.receivedAt, &g.written)
+	return true
+}
+
+// AppendLatestJSON appends the newest accepted telegram as JSON (the form of
+// "p1logger decode") and reports when it was received. It appends nothing and
+// returns ok false when no telegram was accepted yet.
+func (g *Gateway) AppendLatestJSON(b []byte) (out []byte, at time.Time, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.latest == nil {
+		return b, time.Time{}, false
+	}
+	return g.latest.AppendJSON(b), g.receivedAt, true
+}
+
+func (g *Gateway) setConnected(on bool, at time.Time, reason error) {
+	g.connected.Store(on)
+	g.since.Store(at.UnixNano())
+	if reason != nil {
+		s := reason.Error()
+		g.lastErr.Store(&s)
+	}
+}
+
+// GatewayStats is a snapshot of a Gateway's state and counters. Counters
+// count since the process started.
+type GatewayStats struct {
+	Name      string
+	Addr      string
+	Connected bool
+	// Since is when the gateway last connected or was lost; zero before the
+	// first attempt ended.
+	Since time.Time
+	// LastError is why the last connection or dial ended; empty if none did.
+	LastError string
+	// LastTelegram is when the newest accepted telegram arrived; zero if none.
+	LastTelegram time.Time
+	Telegrams    int64 // telegrams accepted (CRC ok, or no CRC and no error)
+	CRCErrors    int64 // telegrams whose checksum did not match
+	ParseErrors  int64 // cut frames and undecodable lines
+	Dropped      int64 // telegrams rejected: CRC, frame, or syntax errors without a CRC
+	Reconnects   int64 // dials after the first, successful or not
+	SkippedBytes int64 // bytes outside any telegram
+}
+
+// Stats returns a snapshot of g's state.
+func (g *Gateway) Stats() GatewayStats {
+	s := GatewayStats{
+		Name:         g.name,
+		Addr:         g.addr,
+		Connected:    g.connected.Load(),
+		Telegrams:    g.telegrams.Load(),
+		CRCErrors:    g.crcErrors.Load(),
+		ParseErrors:  g.parseErrors.Load(),
+		Dropped:      g.dropped.Load(),
+		Reconnects:   g.reconnects.Load(),
+		SkippedBytes: g.skipped.Load(),
+	}
+	if ns := g.since.Load(); ns != 0 {
+		s.Since = time.Unix(0, ns)
+	}
+	if ns := g.lastAt.Load(); ns != 0 {
+		s.LastTelegram = time.Unix(0, ns)
+	}
+	if e := g.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}
+
+// writtenState remembers, per gateway, which M-Bus captures and monthly peaks
+// were already written, so that each is written once (or again when it
+// changes). It is touched only by the Batcher, under the gateway's lock.
+type writtenState struct {
+	mbus  []mbusMark
+	peaks []peakMark
+}
+
+type mbusMark struct {
+	channel uint8
+	at      int64 // capture time, unix ns
+}
+
+type peakMark struct {
+	month int64 // month start, unix ns
+	at    int64 // peak time, unix ns
+	value parser.Decimal
+}
+
+// maxPeakMarks bounds the remembered peaks: 13 months of history plus the
+// current month fit, with room for a meter that sends a little more.
+const maxPeakMarks = 16
+
+// mbusNew reports whether channel's capture at is not written yet, and marks it.
+func (w *writtenState) mbusNew(channel uint8, at int64) bool {
+	for i := range w.mbus {
+		if w.mbus[i].channel == channel {
+			if w.mbus[i].at == at {
+				return false
+			}
+			w.mbus[i].at = at
+			return true
+		}
+	}
+	w.mbus = append(w.mbus, mbusMark{channel, at})
+	return true
+}
+
+// peakNew reports whether the peak of month is not written yet with this
+// time and value, and marks it.
+func (w *writtenState) peakNew(month, at int64, v parser.Decimal) bool {
+	for i := range w.peaks {
+		if w.peaks[i].month == month {
+			if w.peaks[i].at == at && w.peaks[i].value == v {
+				return false
+			}
+			w.peaks[i].at, w.peaks[i].value = at, v
+			return true
+		}
+	}
+	if len(w.peaks) == maxPeakMarks {
+		// Forget the oldest month: meters send only the last 13.
+		oldest := 0
+		for i := range w.peaks {
+			if w.peaks[i].month < w.peaks[oldest].month {
+				oldest = i
+			}
+		}
+		w.peaks[oldest] = peakMark{month, at, v}
+		return true
+	}
+	w.peaks = append(w.peaks, peakMark{month, at, v})
+	return true
+}

@@ -1,0 +1,218 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sink delivers one batch of line protocol. Send returns nil once the
+// database has stored the batch, a *WriteError when it answered with an
+// error status, and any other error (network, timeout, cancelled ctx) when it
+// could not be asked. The Writer calls Send from one goroutine only.
+type Sink interface {
+	Send(ctx context.Context, batch []byte) error
+}
+
+// InfluxConfig says where and how to write.
+type InfluxConfig struct {
+	URL    string // base URL, e.g. http://localhost:8086 (P1_INFLUX_URL)
+	Token  string // API token; "user:password" on 1.8 (P1_INFLUX_TOKEN)
+	Org    string // organisation; ignored by 1.8 (P1_INFLUX_ORG)
+	Bucket string // bucket; "db/rp" on 1.8 (P1_INFLUX_BUCKET)
+	// Timeout bounds one request. Default 30s.
+	Timeout time.Duration
+	// GzipMin: bodies of at least this many bytes are sent gzip-compressed.
+	// 0 means 4 KiB; a negative value disables compression.
+	GzipMin int
+	// Client replaces the HTTP client, for tests. Optional.
+	Client *http.Client
+}
+
+// HTTPSink writes to InfluxDB's /api/v2/write endpoint (2.x, Cloud, and 1.8+
+// through its v2-compatible API) with nanosecond precision. It is safe for
+// concurrent use.
+type HTTPSink struct {
+	writeURL string
+	pingURL  string
+	auth     string
+	gzipMin  int
+	client   *http.Client
+
+	mu   sync.Mutex // guards zbuf and zw
+	zbuf bytes.Buffer
+	zw   *gzip.Writer
+}
+
+var _ Sink = (*HTTPSink)(nil)
+
+// NewHTTPSink checks cfg and returns a sink. It does not contact the server.
+func NewHTTPSink(cfg InfluxConfig) (*HTTPSink, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("influx url %q: want http(s)://host:port", cfg.URL)
+	}
+	base := strings.TrimRight(cfg.URL, "/")
+	q := url.Values{}
+	if cfg.Org != "" {
+		q.Set("org", cfg.Org)
+	}
+	q.Set("bucket", cfg.Bucket)
+	q.Set("precision", "ns")
+	s := &HTTPSink{
+		writeURL: base + "/api/v2/write?" + q.Encode(),
+		pingURL:  base + "/ping",
+		gzipMin:  cfg.GzipMin,
+		client:   cfg.Client,
+	}
+	if cfg.Token != "" {
+		s.auth = "Token " + cfg.Token
+	}
+	if s.gzipMin == 0 {
+		s.gzipMin = 4 << 10
+	}
+	if s.client == nil {
+		timeout := cfg.Timeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		s.client = &http.Client{Timeout: timeout}
+	}
+	return s, nil
+}
+
+// Send implements Sink.
+func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	body := batch
+	gz := s.gzipMin > 0 && len(batch) >= s.gzipMin
+	if gz {
+		s.zbuf.Reset()
+		if s.zw == nil {
+			s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzip.BestSpeed)
+		} else {
+			s.zw.Reset(&s.zbuf)
+		}
+		s.zw.Write(batch) // writes to a bytes.Buffer cannot fail
+		s.zw.Close()
+		body = s.zbuf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.writeURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if gz {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post to influxdb: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	return readWriteError(resp)
+}
+
+// Ping asks InfluxDB's /ping whether it is up. It returns nil on a 2xx answer.
+func (s *HTTPSink) Ping(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.pingURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("ping influxdb: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("ping influxdb: %s", resp.Status)
+	}
+	return nil
+}
+
+// WriteError is InfluxDB's refusal of a write.
+type WriteError struct {
+	Status     int           // HTTP status code
+	Message    string        // the server's explanation
+	RetryAfter time.Duration // from a Retry-After header; 0 when absent
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("influxdb answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Action tells the Writer what to do with a batch whose write failed.
+type Action uint8
+
+const (
+	// Retry keeps the batch and sends it again after a backoff: network
+	// errors, timeouts, 5xx, 429, and also 401/403 (a token being fixed) and
+	// 404 (a bucket being created), so that a misconfiguration loses nothing.
+	Retry Action = iota
+	// Drop discards the batch: the server will never take it (400, 422 and
+	// other 4xx). InfluxDB stores the good points of a partly bad batch.
+	Drop
+	// Split halves the batch and sends each half (413 Request Entity Too Large).
+	Split
+)
+
+// Classify says what to do after err from Sink.Send.
+func Classify(err error) Action {
+	var we *WriteError
+	if !errors.As(err, &we) {
+		return Retry
+	}
+	switch {
+	case we.Status == http.StatusRequestEntityTooLarge:
+		return Split
+	case we.Status == http.StatusUnauthorized, we.Status == http.StatusForbidden,
+		we.Status == http.StatusNotFound, we.Status == http.StatusRequestTimeout,
+		we.Status == http.StatusTooManyRequests, we.Status >= 500:
+		return Retry
+	}
+	return Drop
+}
+
+func readWriteError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	we := &WriteError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	// 2.x answers {"code":…,"message":…}, 1.8 {"error":…}.
+	var body struct {
+		Message string `json:"message"`
+		Error   string `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		if body.Message != "" {
+			we.Message = body.Message
+		} else if body.Error != "" {
+			we.Message = body.Error
+		}
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
+			we.RetryAfter = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(ra); err == nil {
+			we.RetryAfter = max(time.Until(t), 0)
+		}
+	}
+	return we
+}

@@ -1,0 +1,324 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// WriterConfig tunes a Writer. Zero fields take the defaults noted.
+type WriterConfig struct {
+	// MaxBatchBytes bounds one request body before compression. Default 1 MiB.
+	MaxBatchBytes int
+	// MinBackoff and MaxBackoff bound the delay between retries of a failed
+	// batch (a Retry-After answer overrides them). Defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// DrainTimeout bounds the final flush after Run's ctx is cancelled.
+	// Default 10s.
+	DrainTimeout time.Duration
+	// Logger receives write failures and recoveries. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Writer is the LineWriter of the pipeline: WriteLines appends to a Buffer
+// and returns at once; Run sends the Buffer's contents through a Sink, oldest
+// first, one batch at a time, retrying with backoff until each is delivered
+// or refused for good.
+type Writer struct {
+	cfg  WriterConfig
+	buf  Buffer
+	sink Sink
+	log  *slog.Logger
+	send []byte // Peek target, reused
+
+	points        atomic.Int64
+	batches       atomic.Int64
+	writeErrors   atomic.Int64
+	droppedPoints atomic.Int64 // refused by the server (400/422), or left at drain
+	lastOK        atomic.Int64 // unix ns of the last delivered batch
+	latency       histogram
+
+	mu        sync.Mutex
+	lastError string
+	failing   bool // the last attempt failed
+	retryLog  rateLimit
+}
+
+var _ LineWriter = (*Writer)(nil)
+
+// NewWriter returns a Writer that queues in buf and delivers to sink.
+func NewWriter(cfg WriterConfig, buf Buffer, sink Sink) *Writer {
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 1 << 20
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Writer{cfg: cfg, buf: buf, sink: sink, log: cfg.Logger}
+}
+
+// WriteLines implements LineWriter: it copies lines (whole lines, each ending
+// in "\n") into the Buffer and returns without waiting for InfluxDB. It
+// returns the Buffer's error, if any; a full MemBuffer drops its oldest data
+// instead of failing.
+func (w *Writer) WriteLines(_ context.Context, lines []byte) error {
+	return w.buf.Append(lines)
+}
+
+// Run delivers buffered batches until ctx is cancelled, then drains the
+// Buffer for at most DrainTimeout and returns nil. What is still buffered
+// then stays in the Buffer (lost with a MemBuffer, kept by a durable one) and
+// is logged.
+func (w *Writer) Run(ctx context.Context) error {
+	bo := w.newBackoff()
+	for {
+		batch, token := w.buf.Peek(w.send[:0], w.cfg.MaxBatchBytes)
+		w.send = batch[:0]
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return w.drain(ctx)
+			case <-w.buf.Notify():
+				continue
+			}
+		}
+		wait, ok := w.attempt(ctx, batch, token, bo)
+		if ok {
+			continue
+		}
+		if ctx.Err() != nil || !sleep(ctx, wait) {
+			return w.drain(ctx)
+		}
+	}
+}
+
+func (w *Writer) newBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(w.cfg.MinBackoff),
+		// ±30% jitter on at most 3/4 of the cap keeps every delay ≤ MaxBackoff.
+		backoff.WithMaxInterval(w.cfg.MaxBackoff*3/4),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.3),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// attempt sends one batch and acknowledges it unless it must be retried, in
+// which case it returns how long to wait first.
+func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *backoff.ExponentialBackOff) (time.Duration, bool) {
+	err := w.deliver(ctx, batch)
+	if err == nil {
+		w.buf.Ack(token)
+		bo.Reset()
+		w.recovered()
+		return 0, true
+	}
+	if ctx.Err() != nil && !errors.As(err, new(*WriteError)) {
+		// Cancelled mid-request: not the server's fault; drain retries it.
+		return 0, false
+	}
+	w.writeErrors.Add(1)
+	if Classify(err) == Drop {
+		n := int64(bytes.Count(batch, []byte{'\n'}))
+		w.droppedPoints.Add(n)
+		w.buf.Ack(token)
+		w.log.Error("influxdb refused points; dropped", "points", n, "reason", err)
+		w.noteError(err, false)
+		return 0, true
+	}
+	wait := bo.NextBackOff()
+	var we *WriteError
+	if errors.As(err, &we) && we.RetryAfter > 0 {
+		wait = we.RetryAfter
+	}
+	w.noteError(err, true)
+	w.logRetry(err, wait)
+	return wait, false
+}
+
+// deliver sends batch, halving it on 413 until the halves fit.
+func (w *Writer) deliver(ctx context.Context, batch []byte) error {
+	start := time.Now()
+	err := w.sink.Send(ctx, batch)
+	w.latency.observe(time.Since(start))
+	if err == nil {
+		w.points.Add(int64(bytes.Count(batch, []byte{'\n'})))
+		w.batches.Add(1)
+		w.lastOK.Store(time.Now().UnixNano())
+		return nil
+	}
+	if Classify(err) != Split {
+		return err
+	}
+	mid := bytes.LastIndexByte(batch[:len(batch)/2], '\n') + 1
+	if mid == 0 {
+		mid = bytes.IndexByte(batch, '\n') + 1
+	}
+	if mid <= 0 || mid >= len(batch) {
+		// One line too large for the server: it will never fit.
+		return &WriteError{Status: http.StatusBadRequest, Message: "a single line is too large: " + err.Error()}
+	}
+	w.log.Info("influxdb: request too large; splitting", "bytes", len(batch))
+	// A failure of the second half after the first went through resends the
+	// first: harmless, identical points overwrite themselves in InfluxDB.
+	if err := w.deliver(ctx, batch[:mid]); err != nil {
+		return err
+	}
+	return w.deliver(ctx, batch[mid:])
+}
+
+// drain sends what is buffered with a fresh deadline of DrainTimeout.
+func (w *Writer) drain(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.DrainTimeout)
+	defer cancel()
+	bo := w.newBackoff()
+	bo.MaxInterval = min(bo.MaxInterval, w.cfg.DrainTimeout/4)
+	for {
+		batch, token := w.buf.Peek(w.send[:0], w.cfg.MaxBatchBytes)
+		w.send = batch[:0]
+		if len(batch) == 0 {
+			return nil
+		}
+		wait, ok := w.attempt(dctx, batch, token, bo)
+		if ok {
+			continue
+		}
+		if dctx.Err() != nil || !sleep(dctx, wait) {
+			left := w.buf.Bytes()
+			w.log.Error("shutdown: influxdb did not take everything in time", "bytes_left", left,
+				"drain_timeout", w.cfg.DrainTimeout)
+			return nil
+		}
+	}
+}
+
+func (w *Writer) noteError(err error, retry bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastError = err.Error()
+	w.failing = retry
+}
+
+// logRetry logs a failure to be retried: the first of a series at once,
+// repeats at most once a minute.
+func (w *Writer) logRetry(err error, wait time.Duration) {
+	w.mu.Lock()
+	ok, suppressed := w.retryLog.allow(time.Now(), time.Minute)
+	w.mu.Unlock()
+	if !ok {
+		w.log.Debug("influxdb write failed again", "reason", err, "retry_in", wait.Round(time.Millisecond))
+		return
+	}
+	var we *WriteError
+	msg := "influxdb write failed; keeping points and retrying"
+	if errors.As(err, &we) {
+		switch we.Status {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			msg = "influxdb token rejected; keeping points and retrying"
+		case http.StatusNotFound:
+			msg = "influxdb bucket not found; keeping points and retrying"
+		}
+	}
+	w.log.Warn(msg, "reason", err, "retry_in", wait.Round(time.Millisecond),
+		"buffered_bytes", w.buf.Bytes(), "suppressed_since_last", suppressed)
+}
+
+func (w *Writer) recovered() {
+	w.mu.Lock()
+	was := w.failing
+	w.failing = false
+	w.retryLog = rateLimit{}
+	w.mu.Unlock()
+	if was {
+		w.log.Info("influxdb writes recovered", "buffered_bytes", w.buf.Bytes())
+	}
+}
+
+// WriterStats counts what a Writer did since it was created.
+type WriterStats struct {
+	Points        int64 // points delivered
+	Batches       int64 // requests that succeeded
+	WriteErrors   int64 // failed attempts (each retry counts)
+	DroppedPoints int64 // points the server refused for good
+	BufferedBytes int
+	Failing       bool   // the last attempt failed and will be retried
+	LastError     string // the last failure, if any
+	LastOK        time.Time
+	Latency       HistogramSnapshot // per request, seconds
+}
+
+// Stats returns the Writer's counters.
+func (w *Writer) Stats() WriterStats {
+	s := WriterStats{
+		Points:        w.points.Load(),
+		Batches:       w.batches.Load(),
+		WriteErrors:   w.writeErrors.Load(),
+		DroppedPoints: w.droppedPoints.Load(),
+		BufferedBytes: w.buf.Bytes(),
+		Latency:       w.latency.snapshot(),
+	}
+	if ns := w.lastOK.Load(); ns != 0 {
+		s.LastOK = time.Unix(0, ns)
+	}
+	w.mu.Lock()
+	s.Failing, s.LastError = w.failing, w.lastError
+	w.mu.Unlock()
+	return s
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the write latency
+// histogram.
+var LatencyBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+type histogram struct {
+	mu     sync.Mutex
+	counts [len(LatencyBuckets)]int64
+	count  int64
+	sum    float64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, le := range LatencyBuckets {
+		if s <= le {
+			h.counts[i]++
+		}
+	}
+	h.count++
+	h.sum += s
+}
+
+// HistogramSnapshot is a cumulative histogram: Buckets[i] counts observations
+// not above LatencyBuckets[i].
+type HistogramSnapshot struct {
+	Buckets [len(LatencyBuckets)]int64
+	Count   int64
+	Sum     float64
+}
+
+func (h *histogram) snapshot() HistogramSnapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return HistogramSnapshot{Buckets: h.counts, Count: h.count, Sum: h.sum}
+}
