@@ -23,8 +23,8 @@ const (
 	// rotates between printable bytes with stray "!" (no "/"), binary bytes
 	// (no "/"), and a fragment that starts with "/" like a cut header.
 	FaultGarbage
-	// FaultCut writes the telegram only up to a random byte; the next
-	// telegram follows whole at the next interval.
+	// FaultCut writes the telegram only up to a random byte before its end
+	// line "!…"; the next telegram follows whole at the next interval.
 	FaultCut
 	// FaultDrip writes the telegram one byte at a time, spread over
 	// Config.DripFor.

@@ -354,7 +354,7 @@ func TestDemand(t *testing.T) {
 		pw, _ := prev.Get(parser.PowerTaken)
 		qJ += pw.Int * 10
 		secs := int64(now.Sub(qFrom) / time.Second)
-		if now.Truncate(15*time.Minute).Equal(now) { // a quarter ended
+		if now.Truncate(15 * time.Minute).Equal(now) { // a quarter ended
 			avg := qJ / secs
 			if avg > maxW.Int {
 				maxW, maxAt = parser.Decimal{Int: avg}, qFrom

@@ -40,17 +40,17 @@ type kind struct {
 }
 
 var kinds = [...]kind{
-	{watt: 2000, wattVar: 200, minDur: 2 * time.Minute, maxDur: 4 * time.Minute, rate: 0.5},                            // kettle
-	{watt: 1100, wattVar: 100, minDur: time.Minute, maxDur: 5 * time.Minute, rate: 0.3},                                // microwave
-	{watt: 1800, wattVar: 600, minDur: 15 * time.Minute, maxDur: 40 * time.Minute, rate: 0.15},                         // cooking hob
-	{watt: 2200, wattVar: 300, minDur: 30 * time.Minute, maxDur: 60 * time.Minute, rate: 0.04},                         // oven
-	{watt: 700, wattVar: 400, minDur: 60 * time.Minute, maxDur: 120 * time.Minute, rate: 0.06},                         // washing machine
-	{watt: 1200, wattVar: 300, minDur: 40 * time.Minute, maxDur: 90 * time.Minute, rate: 0.05},                         // dishwasher
-	{watt: 2200, wattVar: 300, minDur: 60 * time.Minute, maxDur: 100 * time.Minute, rate: 0.02},                        // dryer
-	{watt: 130, wattVar: 60, minDur: 30 * time.Minute, maxDur: 180 * time.Minute, rate: 0.3},                           // tv, computer
-	{watt: 1200, wattVar: 200, minDur: 10 * time.Minute, maxDur: 25 * time.Minute, rate: 0.03},                         // vacuum cleaner
-	{watt: 60, wattVar: 20, minDur: 5 * time.Minute, maxDur: 12 * time.Minute, rate: 0.15, gasLph: 2200, waterLph: 540}, // shower (boiler fan)
-	{watt: 0, minDur: time.Minute, maxDur: 2 * time.Minute, rate: 0.6, waterLph: 360},                                  // toilet, tap
+	{watt: 2000, wattVar: 200, minDur: 2 * time.Minute, maxDur: 4 * time.Minute, rate: 0.5},                               // kettle
+	{watt: 1100, wattVar: 100, minDur: time.Minute, maxDur: 5 * time.Minute, rate: 0.3},                                   // microwave
+	{watt: 1800, wattVar: 600, minDur: 15 * time.Minute, maxDur: 40 * time.Minute, rate: 0.15},                            // cooking hob
+	{watt: 2200, wattVar: 300, minDur: 30 * time.Minute, maxDur: 60 * time.Minute, rate: 0.04},                            // oven
+	{watt: 700, wattVar: 400, minDur: 60 * time.Minute, maxDur: 120 * time.Minute, rate: 0.06},                            // washing machine
+	{watt: 1200, wattVar: 300, minDur: 40 * time.Minute, maxDur: 90 * time.Minute, rate: 0.05},                            // dishwasher
+	{watt: 2200, wattVar: 300, minDur: 60 * time.Minute, maxDur: 100 * time.Minute, rate: 0.02},                           // dryer
+	{watt: 130, wattVar: 60, minDur: 30 * time.Minute, maxDur: 180 * time.Minute, rate: 0.3},                              // tv, computer
+	{watt: 1200, wattVar: 200, minDur: 10 * time.Minute, maxDur: 25 * time.Minute, rate: 0.03},                            // vacuum cleaner
+	{watt: 60, wattVar: 20, minDur: 5 * time.Minute, maxDur: 12 * time.Minute, rate: 0.15, gasLph: 2200, waterLph: 540},   // shower (boiler fan)
+	{watt: 0, minDur: time.Minute, maxDur: 2 * time.Minute, rate: 0.6, waterLph: 360},                                     // toilet, tap
 	{watt: 7400, wattVar: 3600, minDur: 2 * time.Hour, maxDur: 5 * time.Hour, rate: 0.05, threePhase: true, evOnly: true}, // car charger
 }
 

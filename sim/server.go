@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -479,10 +480,14 @@ func (s *Server) send(ctx context.Context, c *conn, rec *Sent) bool {
 		s.injected[FaultGarbage].Add(1)
 	}
 	n := len(rec.Frame)
-	if (s.take(FaultCut) || every(f.CutEvery, rec.Seq)) && n > 1 {
-		n = 1 + c.rng.IntN(n-1)
-		rec.Cut = true
-		s.injected[FaultCut].Add(1)
+	if s.take(FaultCut) || every(f.CutEvery, rec.Seq) {
+		// Cut before the end line, so that no cut can pass for a whole
+		// telegram (a CRC-less one ending at "!", say).
+		if end := bytes.LastIndex(rec.Frame, []byte("\n!")); end > 0 {
+			n = 1 + c.rng.IntN(end)
+			rec.Cut = true
+			s.injected[FaultCut].Add(1)
+		}
 	}
 	if s.take(FaultDrip) || every(f.DripEvery, rec.Seq) {
 		rec.Drip = true
@@ -521,17 +526,26 @@ func (s *Server) send(ctx context.Context, c *conn, rec *Sent) bool {
 	return true
 }
 
-// drip writes b one byte at a time over DripFor.
+// drip writes b one byte at a time over DripFor. Byte i is due at
+// i×DripFor/len(b) after the start; a timer that wakes late is made up for by
+// writing the overdue bytes at once, still one per write.
 func (s *Server) drip(ctx context.Context, c *conn, b []byte) (int, error) {
 	step := s.cfg.DripFor / time.Duration(max(len(b), 1))
-	t := time.NewTimer(step)
-	defer t.Stop()
+	start := time.Now()
+	var t *time.Timer
 	for i := range b {
 		if _, err := c.nc.Write(b[i : i+1]); err != nil {
 			return i, err
 		}
-		if i == len(b)-1 {
-			break
+		wait := time.Until(start.Add(time.Duration(i+1) * step))
+		if i == len(b)-1 || wait <= 0 {
+			continue
+		}
+		if t == nil {
+			t = time.NewTimer(wait)
+			defer t.Stop()
+		} else {
+			t.Reset(wait)
 		}
 		select {
 		case <-ctx.Done():
@@ -539,7 +553,6 @@ func (s *Server) drip(ctx context.Context, c *conn, b []byte) (int, error) {
 		case <-c.done:
 			return i + 1, net.ErrClosed
 		case <-t.C:
-			t.Reset(step)
 		}
 	}
 	return len(b), nil
