@@ -1,0 +1,157 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig([]string{"P1_GATEWAYS=home=10.0.0.5:8088"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &config{
+		Gateways:       []gatewaySpec{{"home", "10.0.0.5:8088"}},
+		Cycle:          5 * time.Second,
+		RollupInterval: time.Minute,
+		IdleTimeout:    10 * time.Second,
+		InfluxURL:      "http://localhost:8086",
+		InfluxBucket:   "p1",
+		Location:       time.Local,
+		HTTPAddr:       ":9188",
+		LogLevel:       slog.LevelInfo,
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("got  %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigAll(t *testing.T) {
+	token := writeFile(t, "token", "user:secret\n")
+	list := writeFile(t, "gateways", "# meters of the street\n\nno1=127.0.0.1:8001  # first\n  no2 = 127.0.0.2:8002\n127.0.0.3:8003\n[::1]:8004\n")
+	cfg, err := loadConfig([]string{
+		"P1_GATEWAYS=home=192.168.1.5:8088, shed.local:2000",
+		"P1_GATEWAYS_FILE=" + list,
+		"P1_CYCLE=1s",
+		"P1_INFLUX_URL=https://influx.example:8086/",
+		"P1_INFLUX_TOKEN_FILE=" + token,
+		"P1_INFLUX_ORG=home",
+		"P1_INFLUX_BUCKET=p1/autogen",
+		"P1_TIMEZONE=Europe/Brussels",
+		"P1_ROLLUP_INTERVAL=30s",
+		"P1_IDLE_TIMEOUT=20s",
+		"P1_SPOOL_DIR=" + t.TempDir(),
+		"P1_HTTP_ADDR=",
+		"P1_LOG_LEVEL=DEBUG",
+		"P1_LOG_FORMAT=json",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGW := []gatewaySpec{
+		{"home", "192.168.1.5:8088"}, {"shed.local", "shed.local:2000"},
+		{"no1", "127.0.0.1:8001"}, {"no2", "127.0.0.2:8002"}, {"127.0.0.3", "127.0.0.3:8003"}, {"::1", "[::1]:8004"},
+	}
+	if !reflect.DeepEqual(cfg.Gateways, wantGW) {
+		t.Errorf("gateways %v, want %v", cfg.Gateways, wantGW)
+	}
+	if cfg.Cycle != time.Second || cfg.RollupInterval != 30*time.Second || cfg.IdleTimeout != 20*time.Second {
+		t.Errorf("durations %v %v %v", cfg.Cycle, cfg.RollupInterval, cfg.IdleTimeout)
+	}
+	if cfg.InfluxToken != "user:secret" || cfg.InfluxOrg != "home" || cfg.InfluxBucket != "p1/autogen" {
+		t.Errorf("influx %q %q %q", cfg.InfluxToken, cfg.InfluxOrg, cfg.InfluxBucket)
+	}
+	if cfg.Location.String() != "Europe/Brussels" || cfg.HTTPAddr != "" || cfg.LogLevel != slog.LevelDebug || !cfg.LogJSON {
+		t.Errorf("cfg %+v", cfg)
+	}
+}
+
+// TestConfigErrors: each bad value gives exactly one line naming the
+// variable, the value and the expected form.
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	dupFile := writeFile(t, "dup", "a=127.0.0.1:1\n# x\nhome=127.0.0.1:2\n")
+	badFile := writeFile(t, "bad", "a=127.0.0.1:1\n\nb=127.0.0.1\n")
+	emptyFile := writeFile(t, "empty", "# nothing yet\n")
+	emptyToken := writeFile(t, "tok", "\n")
+	notDir := writeFile(t, "file", "x")
+	gw := "P1_GATEWAYS=home=127.0.0.1:8088"
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{nil, `P1_GATEWAYS: not set; want name=host:port[,...] (or P1_GATEWAYS_FILE)`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5"}, `P1_GATEWAYS: "home=10.0.0.5" has no port; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5:http"}, `P1_GATEWAYS: "home=10.0.0.5:http" has a bad port "http"; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5:70000"}, `P1_GATEWAYS: "home=10.0.0.5:70000" has a bad port "70000"; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=home=:8088"}, `P1_GATEWAYS: "home=:8088" has no host; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS==10.0.0.5:8088"}, `P1_GATEWAYS: "=10.0.0.5:8088" has an empty name; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=my home=10.0.0.5:8088"}, `P1_GATEWAYS: "my home=10.0.0.5:8088" has a bad name "my home" (no spaces, quotes, commas, backslashes, # or =); want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=a=1.2.3.4:1,,b=1.2.3.4:2"}, `P1_GATEWAYS: "a=1.2.3.4:1,,b=1.2.3.4:2" has an empty entry; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=home=1.2.3.4:1,home=1.2.3.5:1"}, `P1_GATEWAYS: "home=1.2.3.5:1": name "home" is already used by P1_GATEWAYS "home=1.2.3.4:1"; want unique names`},
+		{[]string{"P1_GATEWAYS=1.2.3.4:1,1.2.3.4:2"}, `P1_GATEWAYS: "1.2.3.4:2": name "1.2.3.4" is already used by P1_GATEWAYS "1.2.3.4:1"; want unique names`},
+		{[]string{gw, "P1_GATEWAYS_FILE=" + dupFile}, `P1_GATEWAYS_FILE: ` + dupFile + ` line 3: "home=127.0.0.1:2": name "home" is already used by P1_GATEWAYS "home=127.0.0.1:8088"; want unique names`},
+		{[]string{"P1_GATEWAYS_FILE=" + badFile}, `P1_GATEWAYS_FILE: ` + badFile + ` line 3: "b=127.0.0.1" has no port; want name=host:port per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + emptyFile}, `P1_GATEWAYS_FILE: "` + emptyFile + `" lists no gateway; want one name=host:port per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + dir + "/missing"}, `P1_GATEWAYS_FILE: "` + dir + `/missing" cannot be read (no such file or directory); want a file with one name=host:port per line`},
+		{[]string{gw, "P1_CYCLE=5"}, `P1_CYCLE: "5" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
+		{[]string{gw, "P1_CYCLE=-5s"}, `P1_CYCLE: "-5s" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
+		{[]string{gw, "P1_CYCLE=1ms"}, `P1_CYCLE: "1ms" is too short; want at least 100ms`},
+		{[]string{gw, "P1_ROLLUP_INTERVAL=often"}, `P1_ROLLUP_INTERVAL: "often" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
+		{[]string{gw, "P1_IDLE_TIMEOUT=0s"}, `P1_IDLE_TIMEOUT: "0s" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
+		{[]string{gw, "P1_INFLUX_URL=localhost:8086"}, `P1_INFLUX_URL: "localhost:8086" is not an http(s) URL; want e.g. http://localhost:8086`},
+		{[]string{gw, "P1_INFLUX_URL=ftp://x"}, `P1_INFLUX_URL: "ftp://x" is not an http(s) URL; want e.g. http://localhost:8086`},
+		{[]string{gw, "P1_INFLUX_TOKEN=a", "P1_INFLUX_TOKEN_FILE=" + emptyToken}, `P1_INFLUX_TOKEN_FILE: set together with P1_INFLUX_TOKEN; want only one of them`},
+		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + emptyToken}, `P1_INFLUX_TOKEN_FILE: "` + emptyToken + `" is empty; want a file holding the token`},
+		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + dir + "/nope"}, `P1_INFLUX_TOKEN_FILE: "` + dir + `/nope" cannot be read (no such file or directory); want a readable file holding the token`},
+		{[]string{gw, "P1_INFLUX_BUCKET=my bucket"}, `P1_INFLUX_BUCKET: "my bucket" contains white space; want a bucket name (1.8: database/retention-policy)`},
+		{[]string{gw, "P1_TIMEZONE=Europe/Brusels"}, `P1_TIMEZONE: "Europe/Brusels" is not a known time zone; want an IANA name such as Europe/Brussels`},
+		{[]string{gw, "P1_SPOOL_DIR=" + notDir}, `P1_SPOOL_DIR: "` + notDir + `" is not a directory; want a directory for the write buffer (it is created if missing)`},
+		{[]string{gw, "P1_HTTP_ADDR=9188"}, `P1_HTTP_ADDR: "9188" is not host:port; want e.g. :9188 or 127.0.0.1:9188 (empty disables)`},
+		{[]string{gw, "P1_LOG_LEVEL=verbose"}, `P1_LOG_LEVEL: "verbose" is not a level; want debug, info, warn or error`},
+		{[]string{gw, "P1_LOG_FORMAT=xml"}, `P1_LOG_FORMAT: "xml" is not a format; want text or json`},
+	}
+	for _, tc := range tests {
+		_, err := loadConfig(tc.env)
+		if err == nil {
+			t.Errorf("%v: no error, want %s", tc.env, tc.want)
+			continue
+		}
+		if got := err.Error(); got != tc.want {
+			t.Errorf("%v:\ngot  %s\nwant %s", tc.env, got, tc.want)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error spans lines", tc.env)
+		}
+	}
+}
+
+// TestRunBadConfig: the binary's entry point exits 2 with the one line.
+func TestRunBadConfig(t *testing.T) {
+	var stdout, stderr strings.Builder
+	code := run(nil, []string{"P1_GATEWAYS=home=10.0.0.5"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if got, want := stderr.String(), "p1logger: P1_GATEWAYS: \"home=10.0.0.5\" has no port; want name=host:port[,...]\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+	stderr.Reset()
+	if code := run([]string{"frobnicate"}, nil, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, stderr.String())
+	}
+}
