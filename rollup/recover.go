@@ -366,9 +366,8 @@ func (w *Worker) seriesQuery(p period, gws []string) string {
 		all[f] = true
 	}
 	var b strings.Builder
-	w.header(&b)
-	fmt.Fprintf(&b, "data = from(bucket: bucket)\n  |> range(start: %s, stop: %s)\n  |> filter(fn: (r) => %s)\n",
-		fluxTime(p.start), fluxTime(p.end), filterExpr(gws, all))
+	w.header(&b, p.start, p.end)
+	fmt.Fprintf(&b, "data = %s\n", selectExpr(gws, all))
 	b.WriteString(`data |> first() |> yield(name: "first")
 data |> last() |> yield(name: "last")
 data
@@ -395,10 +394,8 @@ func (w *Worker) runsQuery(p period, gws []string, gas bool) string {
 		}
 	}
 	var b strings.Builder
-	w.header(&b)
-	fmt.Fprintf(&b, `runs = from(bucket: bucket)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => %s)
+	w.header(&b, p.start, p.end)
+	fmt.Fprintf(&b, `runs = %s
   |> group(columns: [%s])
   |> sort(columns: ["_time"])
   |> map(fn: (r) => ({r with g: 1}))
@@ -416,25 +413,32 @@ runs
   |> difference()
   |> filter(fn: (r) => r._value < 0.0)
   |> yield(name: "drops")
-`, fluxTime(p.start), fluxTime(p.end), filterExpr(gws, fields), by, by, by)
+`, selectExpr(gws, fields), by, by, by)
 	return b.String()
 }
 
 // baseQuery returns per series the last reading in [from, to).
 func (w *Worker) baseQuery(from, to time.Time, gws []string, fields [numFields]bool) string {
 	var b strings.Builder
-	w.header(&b)
-	fmt.Fprintf(&b, `from(bucket: bucket)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => %s)
-  |> last()
-  |> yield(name: "base")
-`, fluxTime(from), fluxTime(to), filterExpr(gws, fields))
+	w.header(&b, from, to)
+	fmt.Fprintf(&b, "%s\n  |> last()\n  |> yield(name: \"base\")\n", selectExpr(gws, fields))
 	return b.String()
 }
 
-func (w *Worker) header(b *strings.Builder) {
-	fmt.Fprintf(b, "bucket = %s\n", fluxString(w.cfg.Bucket))
+// header declares the query's parameters: bucket and the time range.
+func (w *Worker) header(b *strings.Builder, start, stop time.Time) {
+	fmt.Fprintf(b, "bucket = %s\nstart = %s\nstop = %s\n", fluxString(w.cfg.Bucket), fluxTime(start), fluxTime(stop))
+}
+
+// selectExpr reads the registers of gws in [start, stop). The second filter
+// is needed because InfluxDB 1.8's storage includes points at exactly stop
+// in range(), where 2.x excludes them; a reading at midnight must count for
+// the day it starts, not for the one it ends.
+func selectExpr(gws []string, fields [numFields]bool) string {
+	return fmt.Sprintf(`from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => %s)
+  |> filter(fn: (r) => r._time < stop)`, filterExpr(gws, fields))
 }
 
 // filterExpr selects the registers the rollup reads for gws, with ==

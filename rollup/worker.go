@@ -83,7 +83,8 @@ type inbox struct {
 // month, and the previous ones until their final values are written.
 type tracked struct {
 	period
-	gws map[string]*gwPeriod
+	since time.Time // when the worker began tracking it (Config.Now)
+	gws   map[string]*gwPeriod
 }
 
 // gwPeriod is one gateway's state in one period.
@@ -108,7 +109,7 @@ const (
 	// maxAhead: readings stamped further in the future than this are refused.
 	maxAhead = time.Hour
 	// keepUnwritten: a past period whose final value could not be recovered
-	// or written is given up after this long.
+	// or written is given up after it has been tried for this long.
 	keepUnwritten = 48 * time.Hour
 )
 
@@ -301,21 +302,21 @@ func (w *Worker) track(now time.Time) {
 	for _, k := range []kind{day, month} {
 		p := periodOf(k, now, w.cfg.Location)
 		if !w.started {
-			w.ensure(p.previous(w.cfg.Location))
+			w.ensure(p.previous(w.cfg.Location), now)
 		}
-		w.ensure(p)
+		w.ensure(p, now)
 	}
 	w.started = true
 }
 
-// ensure tracks p if it is not tracked yet.
-func (w *Worker) ensure(p period) *tracked {
+// ensure tracks p, from now on, if it is not tracked yet.
+func (w *Worker) ensure(p period, now time.Time) *tracked {
 	for _, tp := range w.tracked {
 		if tp.kind == p.kind && tp.start.Equal(p.start) {
 			return tp
 		}
 	}
-	tp := &tracked{period: p, gws: make(map[string]*gwPeriod, len(w.gateways))}
+	tp := &tracked{period: p, since: now, gws: make(map[string]*gwPeriod, len(w.gateways))}
 	for _, gw := range w.gateways {
 		tp.gws[gw] = &gwPeriod{}
 	}
@@ -342,7 +343,7 @@ func (w *Worker) route(gw string, o *obs, now time.Time) {
 	for _, k := range []kind{day, month} {
 		p := periodOf(k, o.at, w.cfg.Location)
 		if newest := w.newest(k); newest == nil || p.start.After(newest.start) {
-			w.ensure(p)
+			w.ensure(p, now)
 		}
 	}
 	for _, tp := range w.tracked {
@@ -509,7 +510,8 @@ func (w *Worker) write(ctx context.Context) bool {
 }
 
 // retire forgets past periods once a write after their end plus a grace
-// time (for late readings) succeeded, or after keepUnwritten regardless.
+// time (for late readings) succeeded, or, when recovery or writes keep
+// failing, once they have been tried for keepUnwritten.
 func (w *Worker) retire(now time.Time, wrote bool) {
 	grace := max(2*w.cfg.Interval, 2*time.Minute)
 	keep := w.tracked[:0]
@@ -521,7 +523,7 @@ func (w *Worker) retire(now time.Time, wrote bool) {
 				all = all && gp.recovered
 			}
 			done = wrote && all
-			if !done && !tp.end.Add(keepUnwritten).After(now) {
+			if !done && !tp.since.Add(keepUnwritten).After(now) && !tp.end.Add(keepUnwritten).After(now) {
 				w.warn("giveup", "giving up on a past period", "period", tp.period.String())
 				done = true
 			}
