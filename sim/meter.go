@@ -275,22 +275,23 @@ func (m *Meter) advance(now time.Time) {
 	}
 	evaluated := m.last
 	for m.last.Before(t) {
+		// Step to the next of: now, a quarter-hour, a capture, or the time
+		// the household is due to be re-drawn.
 		next := t
-		redraw := false
-		if lim := m.last.Add(maxStep); lim.Before(next) {
-			next, redraw = lim, true
+		if due := evaluated.Add(maxStep); due.Before(next) {
+			next = due
 		}
 		qEnd := m.qStart.Add(quarter)
-		if !qEnd.After(next) {
-			next, redraw = qEnd, redraw && qEnd.Equal(next)
+		if qEnd.Before(next) {
+			next = qEnd
 		}
 		gasNext := nextCapture(m.last, time.Duration(m.lay.gasEvery)*time.Second, m.gasAfter)
 		if gasNext.Before(next) {
-			next, redraw = gasNext, false
+			next = gasNext
 		}
 		waterNext := nextCapture(m.last, 5*time.Minute, m.waterOff)
 		if m.cfg.Water && waterNext.Before(next) {
-			next, redraw = waterNext, false
+			next = waterNext
 		}
 		m.integrate(int64(next.Sub(m.last)/time.Second), m.tariffAt(m.last))
 		m.last = next
@@ -303,7 +304,7 @@ func (m *Meter) advance(now time.Time) {
 		if next.Equal(waterNext) {
 			m.waterCapL, m.waterCapT = m.waterL, next
 		}
-		if redraw && next.Before(t) {
+		if next.Before(t) && next.Sub(evaluated) >= maxStep {
 			m.model.evaluate(m, next, next.Sub(evaluated))
 			evaluated = next
 		}

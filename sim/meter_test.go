@@ -488,3 +488,49 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+// TestLongGapAndRewind: a meter rendered again after two months has
+// counted them (monthly peaks included); a clock that goes back leaves the
+// registers alone.
+func TestLongGapAndRewind(t *testing.T) {
+	m := newMeter(t, sim.MeterConfig{Profile: sim.ProfileBE3, Seed: 5, SolarKWp: -1})
+	jan := m.Render(time.Date(2026, 1, 15, 12, 0, 0, 0, brussels))
+	mar := m.Render(time.Date(2026, 3, 20, 12, 0, 0, 0, brussels))
+	days := 64.0
+	t0, _ := jan.Get(parser.Taken)
+	t1, _ := mar.Get(parser.Taken)
+	if kwh := float64(t1.Int-t0.Int) / 1000; kwh < 2*days || kwh > 40*days {
+		t.Errorf("%.0f kWh in %v days", kwh, days)
+	}
+	if len(mar.Peaks) != min(len(jan.Peaks)+2, 13) {
+		t.Fatalf("%d peaks after two month ends, had %d", len(mar.Peaks), len(jan.Peaks))
+	}
+	peakVals := map[int64]bool{}
+	for i, month := range []time.Month{time.January, time.February} {
+		p := mar.Peaks[len(mar.Peaks)-2+i]
+		if p.Month.Month() != month || p.At.Month() != month || p.Value.Int < 500 {
+			t.Errorf("peak of %v: %+v", month, p)
+		}
+		peakVals[p.Value.Int] = true
+	}
+	if len(peakVals) != 2 {
+		t.Errorf("January and February have the same peak: the load was not re-drawn over the gap")
+	}
+	compareReading(t, &mar.Reading, parse(t, mar.Frame))
+
+	back := m.Render(time.Date(2026, 3, 20, 11, 0, 0, 0, brussels))
+	for _, f := range []parser.Field{parser.TakenT1, parser.TakenT2, parser.InjectedT1, parser.InjectedT2} {
+		a, _ := mar.Get(f)
+		b, _ := back.Get(f)
+		if a != b {
+			t.Errorf("%v changed from %v to %v when the clock went back", f, a, b)
+		}
+	}
+	if !back.Time.Equal(time.Date(2026, 3, 20, 11, 0, 0, 0, brussels)) {
+		t.Errorf("clock shows %v", back.Time)
+	}
+	later := m.Render(time.Date(2026, 3, 20, 12, 0, 0, 0, brussels))
+	if a, _ := later.Get(parser.Taken); a.Int <= t1.Int {
+		t.Errorf("registers did not resume after the clock went back")
+	}
+}

@@ -49,8 +49,8 @@ var kinds = [...]kind{
 	{watt: 2200, wattVar: 300, minDur: 60 * time.Minute, maxDur: 100 * time.Minute, rate: 0.02},                           // dryer
 	{watt: 130, wattVar: 60, minDur: 30 * time.Minute, maxDur: 180 * time.Minute, rate: 0.3},                              // tv, computer
 	{watt: 1200, wattVar: 200, minDur: 10 * time.Minute, maxDur: 25 * time.Minute, rate: 0.03},                            // vacuum cleaner
-	{watt: 60, wattVar: 20, minDur: 5 * time.Minute, maxDur: 12 * time.Minute, rate: 0.15, gasLph: 2200, waterLph: 540},   // shower (boiler fan)
-	{watt: 0, minDur: time.Minute, maxDur: 2 * time.Minute, rate: 0.6, waterLph: 360},                                     // toilet, tap
+	{watt: 60, wattVar: 20, minDur: 5 * time.Minute, maxDur: 12 * time.Minute, rate: 0.2, gasLph: 2200, waterLph: 540},    // shower (boiler fan)
+	{watt: 0, minDur: time.Minute, maxDur: 2 * time.Minute, rate: 1.5, waterLph: 360},                                     // toilet, tap
 	{watt: 7400, wattVar: 3600, minDur: 2 * time.Hour, maxDur: 5 * time.Hour, rate: 0.05, threePhase: true, evOnly: true}, // car charger
 }
 
@@ -179,7 +179,8 @@ func (md *model) evaluate(m *Meter, t time.Time, dt time.Duration) {
 		}
 	}
 
-	// Heating: a set point of 19.5 °C while people are up, 16 °C at night.
+	// Heating, outside the summer months: a set point of 19.5 °C while
+	// people are up, 16 °C at night.
 	month := int(lt.Month()) - 1
 	day := float64(lt.Day()-1) / 31
 	temp := monthTemp[month]*(1-day) + monthTemp[(month+1)%12]*day
@@ -188,7 +189,7 @@ func (md *model) evaluate(m *Meter, t time.Time, dt time.Duration) {
 	if hour >= 6 && hour < 22 {
 		setPoint = 19.5
 	}
-	if need := setPoint - temp; need > 0 {
+	if need := setPoint - temp; need > 0 && monthTemp[month] < 15 {
 		gas += md.hlc * need * (0.8 + 0.4*r.Float64())
 	}
 
