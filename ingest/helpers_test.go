@@ -268,3 +268,5 @@ func (r *recorder) String() string {
 }
 
 var _ io.Writer = testWriter{}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

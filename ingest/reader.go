@@ -188,7 +188,7 @@ func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (
 	r.g.setConnected(true, r.cfg.Now(), nil)
 
 	if r.buf == nil {
-		r.buf = make([]byte, 0, 4096)
+		r.buf = make([]byte, 0, 2048)
 	}
 	sp := &parser.Splitter{}
 	sc := bufio.NewScanner(&idleConn{conn: conn, idle: r.cfg.IdleTimeout})
