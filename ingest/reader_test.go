@@ -44,10 +44,10 @@ func TestReaderGoodStream(t *testing.T) {
 	gw := startGateway(t, func(gw *gateway, c net.Conn, n int) {
 		for i := range 10 {
 			f := belgian(i, start.Add(time.Duration(i)*time.Second))
+			gw.record(f) // before the write: the reader may store it at once
 			if _, err := c.Write(f); err != nil {
 				return
 			}
-			gw.record(f)
 			time.Sleep(5 * time.Millisecond)
 		}
 		gw.hold()
