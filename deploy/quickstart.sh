@@ -6,7 +6,9 @@
 #   ./deploy/quickstart.sh --check    run ~25 s, verify readings reached InfluxDB, exit 0/1
 #
 # Everything lives in .p1logger-local/ (data, logs, binaries); delete it to start over.
-# Ports can be moved with INFLUX_PORT, GW1_PORT, GW2_PORT, HTTP_PORT.
+# Ports default to 8086 (InfluxDB), 8088/8089 (gateways) and 9188 (status); a
+# busy one is replaced by the next free port. Set INFLUX_PORT, GW1_PORT,
+# GW2_PORT or HTTP_PORT to choose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,21 +23,44 @@ state=.p1logger-local
 mkdir -p "$state/bin" "$state/influxdb" "$state/logs"
 export PATH="$(go env GOPATH)/bin:$PATH"
 
-pids=()
+pids=() names=()
 cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	# Stop in reverse order: p1logger first, so it can flush to a live InfluxDB.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill "${pids[i]}" 2>/dev/null || continue
+		for _ in $(seq 1 100); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$INFLUX_PORT" "$GW1_PORT" "$GW2_PORT" "$HTTP_PORT"; do
-	if port_busy "$p"; then
-		echo "quickstart: port $p on 127.0.0.1 is in use; set INFLUX_PORT, GW1_PORT, GW2_PORT or HTTP_PORT to free ones" >&2
+# start NAME LOG CMD...: run CMD in the background and fail loudly if it dies at once.
+start() {
+	local name=$1 log=$2
+	shift 2
+	"$@" > "$log" 2>&1 &
+	pids+=($!) names+=("$name")
+	sleep 0.3
+	if ! kill -0 "$!" 2>/dev/null; then
+		echo "quickstart: $name exited at once:" >&2
+		tail -n 5 "$log" >&2
 		exit 1
 	fi
-done
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken=" "
+pick_port() { # pick_port VAR DEFAULT: first free port at or above DEFAULT not already picked
+	local p=$2
+	while port_busy "$p" || [[ $taken == *" $p "* ]]; do p=$((p + 1)); done
+	taken+="$p "
+	printf -v "$1" %s "$p"
+}
+pick_port INFLUX_PORT "$INFLUX_PORT"
+pick_port GW1_PORT "$GW1_PORT"
+pick_port GW2_PORT "$GW2_PORT"
+pick_port HTTP_PORT "$HTTP_PORT"
+pick_port RPC_PORT 18087 # InfluxDB's backup/restore RPC, unused here
 
 if ! command -v influxd >/dev/null; then
 	echo "quickstart: building InfluxDB 1.8.10 from the Go module proxy (once; about a minute)..."
@@ -46,7 +71,7 @@ go build -o "$state/bin/" ./cmd/p1logger ./cmd/p1sim
 
 cat > "$state/influxdb.conf" <<CONF
 reporting-disabled = true
-bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
+bind-address = "127.0.0.1:$RPC_PORT"
 [meta]
   dir = "$PWD/$state/influxdb/meta"
 [data]
@@ -60,8 +85,7 @@ bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
 [logging]
   level = "warn"
 CONF
-influxd -config "$state/influxdb.conf" > "$state/logs/influxd.log" 2>&1 &
-pids+=($!)
+start influxd "$state/logs/influxd.log" influxd -config "$state/influxdb.conf"
 influx="http://127.0.0.1:$INFLUX_PORT"
 for i in $(seq 1 100); do
 	curl -fs "$influx/ping" >/dev/null 2>&1 && break
@@ -70,17 +94,14 @@ for i in $(seq 1 100); do
 done
 curl -fsS -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE p1" >/dev/null
 
-"$state/bin/p1sim" -listen "127.0.0.1:$GW1_PORT" -profile be3 -interval 1s -tz Europe/Brussels > "$state/logs/p1sim-be.log" 2>&1 &
-pids+=($!)
-"$state/bin/p1sim" -listen "127.0.0.1:$GW2_PORT" -profile nl5 -interval 1s -tz Europe/Amsterdam -seed 2 > "$state/logs/p1sim-nl.log" 2>&1 &
-pids+=($!)
+start "p1sim (Belgian meter)" "$state/logs/p1sim-be.log" "$state/bin/p1sim" -listen "127.0.0.1:$GW1_PORT" -profile be3 -interval 1s -tz Europe/Brussels -water
+start "p1sim (Dutch meter)" "$state/logs/p1sim-nl.log" "$state/bin/p1sim" -listen "127.0.0.1:$GW2_PORT" -profile nl5 -interval 1s -tz Europe/Amsterdam -seed 2
 
 export P1_GATEWAYS="brussels=127.0.0.1:$GW1_PORT,amsterdam=127.0.0.1:$GW2_PORT"
 export P1_INFLUX_URL="$influx" P1_INFLUX_BUCKET="p1/autogen" P1_INFLUX_TOKEN=""
 export P1_CYCLE=${P1_CYCLE:-5s} P1_ROLLUP_INTERVAL=${P1_ROLLUP_INTERVAL:-10s} P1_TIMEZONE=${P1_TIMEZONE:-Europe/Brussels}
 export P1_SPOOL_DIR="$PWD/$state/spool" P1_HTTP_ADDR="127.0.0.1:$HTTP_PORT"
-"$state/bin/p1logger" > "$state/logs/p1logger.log" 2>&1 &
-pids+=($!)
+start p1logger "$state/logs/p1logger.log" "$state/bin/p1logger"
 
 cat <<MSG
 
@@ -100,7 +121,9 @@ MSG
 if ! $check; then
 	echo "Ctrl-C stops everything."
 	wait -n "${pids[@]}" || true
-	echo "quickstart: a process exited; see $state/logs/" >&2
+	for i in "${!pids[@]}"; do
+		kill -0 "${pids[i]}" 2>/dev/null || echo "quickstart: ${names[i]} exited; see $state/logs/" >&2
+	done
 	exit 1
 fi
 
@@ -108,6 +131,9 @@ echo "quickstart --check: waiting for readings..."
 q='from(bucket:"p1/autogen") |> range(start:-5m) |> filter(fn:(r) => r._measurement == "p1" and r._field == "taken_kwh") |> count()'
 for i in $(seq 1 25); do
 	sleep 1
+	for j in "${!pids[@]}"; do
+		kill -0 "${pids[j]}" 2>/dev/null || { echo "quickstart --check: ${names[j]} exited; see $state/logs/" >&2; exit 1; }
+	done
 	out=$(curl -s "$influx/api/v2/query" -H 'Content-Type: application/vnd.flux' -H 'Accept: application/csv' -d "$q" || true)
 	gws=$(printf '%s\n' "$out" | grep -c -E ',(brussels|amsterdam),' || true)
 	if [ "$gws" -ge 2 ]; then
