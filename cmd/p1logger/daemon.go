@@ -63,7 +63,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		Location: cfg.Location,
 		Interval: cfg.RollupInterval,
 		Bucket:   cfg.InfluxBucket,
-		Logger:   log.With("component", "rollup"),
+		Logger:   log, // the worker adds its own component attribute
 		Gateways: names,
 	}, writer, client.QueryAPI(cfg.InfluxOrg))
 	if err != nil {
