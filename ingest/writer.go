@@ -18,7 +18,8 @@ type WriterConfig struct {
 	// MaxBatchBytes bounds one request body before compression. Default 1 MiB.
 	MaxBatchBytes int
 	// MinBackoff and MaxBackoff bound the delay between retries of a failed
-	// batch (a Retry-After answer overrides them). Defaults 500ms and 30s.
+	// batch (a Retry-After answer overrides them). Defaults 500ms and 15s, so
+	// that InfluxDB coming back is noticed within seconds.
 	MinBackoff, MaxBackoff time.Duration
 	// DrainTimeout bounds the final flush after Run's ctx is cancelled.
 	// Default 10s.
@@ -62,7 +63,7 @@ func NewWriter(cfg WriterConfig, buf Buffer, sink Sink) *Writer {
 		cfg.MinBackoff = 500 * time.Millisecond
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
+		cfg.MaxBackoff = 15 * time.Second
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = cfg.MinBackoff
