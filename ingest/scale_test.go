@@ -134,3 +134,20 @@ func rusage() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkHandle measures the per-telegram work of a Reader without the
+// network: parse (CRC included) and store into the gateway's slot.
+func BenchmarkHandle(b *testing.B) {
+	frame := belgian(7, time.Date(2026, 3, 14, 18, 45, 12, 0, brussels))
+	g := NewGateway("home", "x:1")
+	r := NewReader(g, ReaderConfig{Location: brussels, Logger: discardLogger()})
+	r.handle(frame)
+	r.handle(frame)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !r.handle(frame) {
+			b.Fatal("telegram refused")
+		}
+	}
+}
