@@ -23,10 +23,10 @@
 //
 //	value = register now − register at the baseline
 //
-// where the baseline is the last reading before the period began, however
-// old (a logger that was down from 23:00 to 02:00 still books the night
-// into the right day), or, only when no reading before the period exists,
-// the first reading inside it. A field is written only when the register
+// where the baseline is the last reading of that register before the period
+// began, however old (a logger that was down from 23:00 to 02:00 still books
+// the night into the right day), or, only when no reading before the period
+// exists, the first reading inside it. A field is written only when the register
 // has a reading inside the period; a gateway with no reading in the period
 // gets no point. Values are exact decimals (34.444, never 34.443999…).
 //
@@ -50,7 +50,9 @@
 // InfluxDB: the baseline (searched in windows of 2, 40 and 400 days before
 // the period, then since 1970) and the readings inside the period,
 // compressed on the server to each series' first and last reading and the
-// places where a register went down. A restart mid-day therefore continues
+// places where a register went down. Recovering a month of 5-second
+// readings takes a few seconds per gateway on InfluxDB 1.8; days are
+// recovered before months, and gateways in batches. A restart mid-day therefore continues
 // the same numbers, and a gateway whose history is in InfluxDB gets its
 // points even before it sends anything. At start-up the previous day and
 // month are recovered and written too, so a worker started after midnight

@@ -412,6 +412,9 @@ func (w *Worker) recoverAll(ctx context.Context) {
 func (w *Worker) recoverBatch(ctx context.Context, tp *tracked, gws []string) {
 	t0 := time.Now()
 	sums, err := w.recoverPeriod(ctx, tp.period, gws)
+	if err != nil && ctx.Err() != nil {
+		return // shutting down: not an InfluxDB problem
+	}
 	if err != nil {
 		// A period that began while the worker was watching can go on
 		// from what it saw: its baseline is the last reading of the
