@@ -1,0 +1,100 @@
+package fluxcheck
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// designVars are the daemon's environment variables, as DESIGN.md names them.
+var designVars = []string{
+	"P1_GATEWAYS", "P1_GATEWAYS_FILE", "P1_CYCLE", "P1_INFLUX_URL",
+	"P1_INFLUX_TOKEN", "P1_INFLUX_TOKEN_FILE", "P1_INFLUX_ORG", "P1_INFLUX_BUCKET",
+	"P1_TIMEZONE", "P1_ROLLUP_INTERVAL", "P1_IDLE_TIMEOUT", "P1_SPOOL_DIR",
+	"P1_HTTP_ADDR", "P1_LOG_LEVEL", "P1_LOG_FORMAT",
+}
+
+// documented returns the variables .env.example sets or shows commented out
+// ("NAME=value" or "# NAME=value" at the start of a line).
+func documented(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^(?:# ?)?([A-Z][A-Z0-9_]*)=`).FindAllStringSubmatch(readRepoFile(t, ".env.example"), -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
+	doc := documented(t)
+	for _, v := range designVars {
+		if !slices.Contains(doc, v) {
+			t.Errorf(".env.example does not document %s", v)
+		}
+	}
+	for _, v := range doc {
+		if strings.HasPrefix(v, "P1_") && !slices.Contains(designVars, v) && v != "P1_HTTP_PORT" {
+			t.Errorf(".env.example documents %s, which is not a variable of DESIGN.md", v)
+		}
+	}
+	compose := readRepoFile(t, "docker-compose.yml")
+	for _, m := range regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(compose, -1) {
+		if !slices.Contains(doc, m[1]) {
+			t.Errorf("docker-compose.yml uses ${%s}, which .env.example does not document", m[1])
+		}
+	}
+}
+
+func TestComposePassesEveryVariable(t *testing.T) {
+	compose := readRepoFile(t, "docker-compose.yml")
+	for _, v := range designVars {
+		// Each as "NAME: ${NAME...}", so that .env reaches the daemon.
+		if !regexp.MustCompile(`(?m)^\s+` + v + `: \$\{` + v + `[:}]`).MatchString(compose) {
+			t.Errorf("docker-compose.yml does not pass %s: ${%s...} to p1logger", v, v)
+		}
+	}
+	for _, want := range []string{
+		"condition: service_healthy",
+		"restart: unless-stopped",
+		"dockerfile: deploy/Dockerfile",
+		"DOCKER_INFLUXDB_INIT_MODE: setup",
+		`profiles: ["demo"]`,
+		"spool:/var/lib/p1logger/spool",
+	} {
+		if !strings.Contains(compose, want) {
+			t.Errorf("docker-compose.yml lacks %q", want)
+		}
+	}
+	// Files the compose file mounts must exist.
+	for _, m := range regexp.MustCompile(`- \./([^:]+):`).FindAllStringSubmatch(compose, -1) {
+		if _, err := os.Stat(repoFile(t, m[1])); err != nil {
+			t.Errorf("docker-compose.yml mounts ./%s: %v", m[1], err)
+		}
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	df := readRepoFile(t, "deploy/Dockerfile")
+	for _, want := range []string{
+		"CGO_ENABLED=0",
+		"-trimpath",
+		"./cmd/p1logger ./cmd/p1sim",
+		"ENV P1_SPOOL_DIR=/var/lib/p1logger/spool",
+		`VOLUME ["/var/lib/p1logger/spool"]`,
+		"EXPOSE 9188",
+		`CMD ["/usr/local/bin/p1logger", "healthcheck"]`,
+		`ENTRYPOINT ["/usr/local/bin/p1logger"]`,
+		"org.opencontainers.image.source",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("deploy/Dockerfile lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^USER [1-9]`).MatchString(df) {
+		t.Error("deploy/Dockerfile does not end as a non-root USER")
+	}
+}
