@@ -24,8 +24,16 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 staticcheck ./...
+echo "== docker-compose config"
+if command -v docker-compose >/dev/null; then
+	docker-compose --env-file .env.example config -q
+	docker-compose --env-file .env.example --profile demo config -q
+	echo "docker-compose.yml valid (default and demo profiles)"
+else
+	echo "docker-compose not installed: compose file not validated (.ci/run installs it)"
+fi
 echo "== benchmarks (100 iterations each, correctness only; numbers: README, Performance)"
-go test -run '^$' -bench . -benchtime 100x ./... > /tmp/p1logger-bench.$$ 2>&1 || { cat /tmp/p1logger-bench.$$; exit 1; }
+go test -short -run '^$' -bench . -benchtime 100x ./... > /tmp/p1logger-bench.$$ 2>&1 || { cat /tmp/p1logger-bench.$$; exit 1; }
 grep -E '^(Benchmark|ok|FAIL)' /tmp/p1logger-bench.$$ || true
 rm -f /tmp/p1logger-bench.$$
 echo "== go test -race"

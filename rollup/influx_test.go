@@ -597,6 +597,10 @@ func TestGatewayNamesAreQuoted(t *testing.T) {
 // queries were written for. Seeding takes a while; run it on its own:
 //
 //	go test -run '^$' -bench RecoverMonth -benchtime 3x ./rollup/
+//
+// With -short (as CI runs every benchmark) it seeds two days of 1-minute
+// readings, recovers them once and skips the timing loop: each recovery is
+// several queries, too slow for 100 iterations in CI.
 func BenchmarkRecoverMonth(b *testing.B) {
 	loc := mustLoad(b, "Europe/Brussels")
 	srv := influxtest.Shared(b)
@@ -606,23 +610,33 @@ func BenchmarkRecoverMonth(b *testing.B) {
 	m := &meter{id: "E1", gasID: "G1", t1: 1_000_000, t2: 2_000_000, withGas: true}
 	now := local(loc, 2026, 3, 31, 23, 0)
 	e := &influxEnv{srv: srv, bucket: bucket}
-	from := local(loc, 2026, 2, 27, 0, 0)
+	from, step := local(loc, 2026, 2, 27, 0, 0), 5*time.Second
+	if testing.Short() {
+		from, step = local(loc, 2026, 3, 30, 0, 0), time.Minute
+	}
 	for day := from; day.Before(now); day = day.Add(24 * time.Hour) {
-		to := day.Add(24*time.Hour - 5*time.Second)
+		to := day.Add(24*time.Hour - step)
 		if to.After(now) {
 			to = now
 		}
-		e.seedTB(b, "home", m.readings(day, to, 5*time.Second, loc))
+		e.seedTB(b, "home", m.readings(day, to, step, loc))
 	}
 	clock := &fakeClock{t: now}
-	b.ResetTimer()
-	for range b.N {
+	recoverOnce := func() {
 		w, err := New(Config{Location: loc, Bucket: bucket, Now: clock.Now, Gateways: []string{"home"}},
 			influxWriter{srv, bucket}, timingQuerier{b, client.QueryAPI("")})
 		if err != nil {
 			b.Fatal(err)
 		}
 		w.tick(context.Background(), true)
+	}
+	if testing.Short() {
+		recoverOnce()
+		b.Skip("-short: recovered once; run without -short for the timing")
+	}
+	b.ResetTimer()
+	for range b.N {
+		recoverOnce()
 	}
 }
 
