@@ -511,36 +511,48 @@ func splitValue(g []byte) (d Decimal, unit []byte, ok bool) {
 	return d, unit, ok
 }
 
-// convert normalises d from unit into the rule's canonical unit.
+// convert normalises d from unit into the rule's canonical unit. Units are
+// compared without regard to case: in this context "KWH" or "kw" can only
+// mean kWh and kW, and some meters print them so.
 func convert(d Decimal, unit []byte, rule unitRule) (Decimal, bool) {
-	u := string(unit) // the compiler does not allocate for a switch on string(b)
+	var low [8]byte
+	if len(unit) > len(low) {
+		return d, false
+	}
+	for i, c := range unit {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	u := string(low[:len(unit)]) // no allocation: only compared below
 	switch rule {
 	case unitKWh:
 		switch u {
-		case "kWh":
+		case "kwh":
 			return d, true
-		case "Wh":
+		case "wh":
 			return d.shift(-3), true
 		}
 	case unitW:
 		switch u {
-		case "kW":
+		case "kw":
 			return d.shift(3), true
-		case "W":
+		case "w":
 			return d, true
 		}
 	case unitV:
 		switch u {
-		case "V":
+		case "v":
 			return d, true
-		case "kV":
+		case "kv":
 			return d.shift(3), true
 		}
 	case unitA:
 		switch u {
-		case "A":
+		case "a":
 			return d, true
-		case "mA":
+		case "ma":
 			return d.shift(-3), true
 		}
 	case unitCount:

@@ -159,6 +159,9 @@ func TestRegisters(t *testing.T) {
 		{"1-0:31.4.0(999.99*A)", FuseA, "999.99"},
 		{"1-0:31.7.0.255(001*A)", CurrentL1, "1"},
 		{"1-0:21.7.0*255(000557.29*W)", PowerTakenL1, "557.29"},
+		{"1-0:1.8.1(001234.567*KWH)", TakenT1, "1234.567"},
+		{"1-0:2.7.0(00.498*kw)", PowerInjected, "498"},
+		{"1-0:31.7.0(500*mA)", CurrentL1, "0.500"},
 	}
 	for _, tc := range tests {
 		tg, err := Parse(frame(tc.line), brussels)
