@@ -64,6 +64,8 @@ type Worker struct {
 	mu    sync.Mutex
 	inbox map[string]*inbox // guarded by mu
 
+	current current // the snapshot Current returns
+
 	// Owned by the goroutine running Run.
 	started  bool
 	gateways []string // sorted
@@ -264,6 +266,7 @@ func (w *Worker) tick(ctx context.Context, recover bool) {
 		w.recoverAll(ctx)
 	}
 	ok := w.write(ctx)
+	w.publish(now)
 	w.retire(now, ok)
 }
 
