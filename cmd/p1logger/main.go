@@ -12,8 +12,10 @@ import (
 	_ "time/tzdata" // P1_TIMEZONE must work in a scratch image too
 )
 
-const usage = `usage: p1logger            run the daemon (configured by P1_* environment variables)
-       p1logger decode ...  decode raw telegrams to JSON (p1logger decode -h)
+const usage = `usage: p1logger              run the daemon (configured by P1_* environment variables)
+       p1logger decode ...   decode raw telegrams to JSON (p1logger decode -h)
+       p1logger report ...   print a month's electricity bill from InfluxDB (p1logger report -h)
+       p1logger healthcheck  exit 0 if the running daemon's /healthz answers 200
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)) }
@@ -26,6 +28,10 @@ func run(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		switch args[0] {
 		case "decode":
 			return runDecode(args[1:], stdin, stdout, stderr)
+		case "report":
+			return runReport(args[1:], environ, stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(args[1:], environ, stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return 0
