@@ -112,7 +112,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(r.Run(ctx)) })
 	}
 	if ln != nil {
-		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now()}
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker}
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, st.handler(), log)) })
 	}
 

@@ -24,11 +24,12 @@ type status struct {
 	batcher  *ingest.Batcher
 	sink     interface{ Ping(context.Context) error }
 	started  time.Time
+	energy   energySource // today's and this month's energy for the page (status.go)
 }
 
 func (s *status) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.index)
+	mux.Handle("GET /", s.web()) // the page, /status.txt and /api/v1/status (status.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
