@@ -50,7 +50,7 @@ func ParseInto(t *Telegram, frame []byte, loc *time.Location) error {
 		return err
 	}
 
-	p := lineParser{t: t, loc: loc, pending: -1}
+	p := t.lineParser(loc)
 	hdrEnd := bytes.IndexByte(f, '\n')
 	t.Header = trimCR(f[1:hdrEnd])
 	line := 1
@@ -79,14 +79,13 @@ func ParseInto(t *Telegram, frame []byte, loc *time.Location) error {
 }
 
 func (t *Telegram) reset() {
-	*t = Telegram{
-		Peaks:      t.Peaks[:0],
-		FailureLog: t.FailureLog[:0],
-		MBus:       t.MBus[:0],
-		Other:      t.Other[:0],
-		buf:        t.buf[:0],
-		dec:        t.dec[:0],
-	}
+	// Zeroed in place and refilled, rather than assigned a composite
+	// literal: that would build a whole Telegram on the stack first.
+	peaks, fails, mbus, other := t.Peaks[:0], t.FailureLog[:0], t.MBus[:0], t.Other[:0]
+	buf, dec, lp := t.buf[:0], t.dec[:0], t.lp
+	*t = Telegram{}
+	t.Peaks, t.FailureLog, t.MBus, t.Other = peaks, fails, mbus, other
+	t.buf, t.dec, t.lp = buf, dec, lp
 }
 
 // checkCRC reads the field after "!" and, when there is one, verifies it.
@@ -192,6 +191,21 @@ type lineParser struct {
 
 	ng int
 	g  [maxGroups][2]int // group bounds within text, parentheses excluded
+}
+
+// lineParser returns t's line parser, reset for a telegram in loc. It lives
+// with the Telegram, not on the caller's stack: its group table alone is 1 KB,
+// and a logger decodes on one goroutine per gateway, whose stacks double in
+// size for every frame that does not fit.
+func (t *Telegram) lineParser(loc *time.Location) *lineParser {
+	if t.lp == nil {
+		t.lp = new(lineParser)
+	}
+	p := t.lp
+	p.t, p.loc, p.errs, p.pending = t, loc, p.errs[:0], -1
+	p.idPrio, p.idCode, p.idRaw = 0, OBIS{}, nil
+	p.lineNo, p.pos, p.text, p.ng = 0, 0, nil, 0
+	return p
 }
 
 func (p *lineParser) fail(off int, format string, args ...any) {

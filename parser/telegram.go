@@ -139,8 +139,9 @@ type Telegram struct {
 	values [NumFields]Decimal
 	set    uint64 // bit f set when values[f] holds a register
 
-	buf []byte // the frame, copied; raw slices point here
-	dec []byte // hex-decoded texts
+	buf []byte      // the frame, copied; raw slices point here
+	dec []byte      // hex-decoded texts
+	lp  *lineParser // reused by every ParseInto into this Telegram
 }
 
 // Get returns the register f and whether the telegram carried it.
