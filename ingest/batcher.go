@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ type Batcher struct {
 	obs      Observer
 	log      *slog.Logger
 	enc      encoder
+	t        parser.Telegram // decode target of every gateway's slot in turn
 	errs     rateLimit
 
 	cycles      atomic.Int64
@@ -123,7 +125,13 @@ func (b *Batcher) Cycle(ctx context.Context) int {
 	b.enc.b.Reset()
 	n := 0
 	for _, g := range b.gateways {
-		g.takeFresh(func(t *parser.Telegram, at time.Time, w *writtenState) {
+		g.takeFresh(func(raw []byte, loc *time.Location, at time.Time, w *writtenState) {
+			t := &b.t
+			// The Reader accepted these bytes, so they decode as they did
+			// then; its counters already hold any syntax error.
+			if err := parser.ParseInto(t, raw, loc); errors.Is(err, parser.ErrCRC) || errors.Is(err, parser.ErrFrame) {
+				return
+			}
 			if b.enc.p1(g.name, t, at) {
 				n++
 				if b.obs != nil {

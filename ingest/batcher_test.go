@@ -40,8 +40,8 @@ func TestBatcherCycle(t *testing.T) {
 	bt := NewBatcher(BatcherConfig{Location: brussels, Logger: testLogger(t)}, []*Gateway{a, b}, rec, obs)
 
 	// a receives two telegrams, b none.
-	a.store(mustParse(t, belgian(1, at)), at)
-	a.store(mustParse(t, belgian(2, at.Add(time.Second))), at.Add(time.Second))
+	a.store(belgian(1, at), brussels, at)
+	a.store(belgian(2, at.Add(time.Second)), brussels, at.Add(time.Second))
 	if n := bt.Cycle(context.Background()); n != 1 {
 		t.Fatalf("cycle 1 wrote %d p1 points, want 1", n)
 	}
@@ -64,7 +64,7 @@ func TestBatcherCycle(t *testing.T) {
 	}
 
 	// b's first telegram.
-	b.store(mustParse(t, belgian(3, at)), at)
+	b.store(belgian(3, at), brussels, at)
 	bt.Cycle(context.Background())
 	if out := rec.String(); strings.Count(out, "p1,gateway=b,") != 1 || strings.Contains(out, "gateway=a") {
 		t.Errorf("cycle 3 lines:\n%s", out)
@@ -98,7 +98,7 @@ func TestBatcherRunFinalFlush(t *testing.T) {
 	rec := &recorder{}
 	bt := NewBatcher(BatcherConfig{Cycle: time.Hour}, []*Gateway{a}, rec, nil)
 	stop := runInBackground(t, bt.Run)
-	a.store(mustParse(t, belgian(1, time.Now())), time.Now())
+	a.store(belgian(1, time.Now()), brussels, time.Now())
 	stop()
 	if !strings.Contains(rec.String(), "p1,gateway=a,") {
 		t.Errorf("no p1 point after the final flush: %q", rec.String())
@@ -112,7 +112,7 @@ func TestBatcherFlushBytes(t *testing.T) {
 	var gws []*Gateway
 	for i := range 50 {
 		g := NewGateway("g"+itoa(int64(i)), "x:1")
-		g.store(mustParse(t, belgian(i, at)), at)
+		g.store(belgian(i, at), brussels, at)
 		gws = append(gws, g)
 	}
 	calls := &countingWriter{}

@@ -151,7 +151,7 @@ func BenchmarkCycle(b *testing.B) {
 	gws := make([]*Gateway, n)
 	for i := range gws {
 		gws[i] = NewGateway("gw"+strings.Repeat("x", i%7), "127.0.0.1:1")
-		gws[i].store(mustParse(b, belgian(i, at)), at)
+		gws[i].store(belgian(i, at), brussels, at)
 	}
 	bt := NewBatcher(BatcherConfig{Location: brussels}, gws, discard{}, nil)
 	bt.Cycle(b.Context())

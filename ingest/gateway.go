@@ -12,19 +12,24 @@ import (
 // its Reader accepted and its counters. The Reader writes it, the Batcher and
 // the HTTP handlers read it. All methods are safe for concurrent use.
 //
-// The newest telegram is held in a slot rather than sent down a channel: the
-// Reader parses into a Telegram of its own and swaps it with the slot's, so
-// neither side copies or allocates, and a gateway that sends faster than the
-// cycle only ever costs one slot.
+// The newest telegram is held in a slot rather than sent down a channel, so
+// that a gateway that sends faster than the cycle only ever costs one slot.
+// The slot holds the telegram's bytes as received (about 1 KB), not a decoded
+// Telegram (several KB with its buffers): the Reader decodes every telegram
+// into a Telegram shared through a pool, to check and count it, and the
+// Batcher decodes the slot again, once per cycle, to encode it. At thousands
+// of gateways the memory saved is worth far more than the second decode of
+// one telegram in every cycle's worth.
 type Gateway struct {
 	name string
 	addr string
 
 	mu         sync.Mutex
-	latest     *parser.Telegram // newest accepted telegram; nil until the first
-	receivedAt time.Time        // when latest was received
-	fresh      bool             // latest arrived after the last cycle took it
-	written    writtenState     // what the Batcher already wrote; Batcher only
+	raw        []byte         // newest accepted telegram, as received; empty until the first
+	loc        *time.Location // the zone raw was decoded in
+	receivedAt time.Time      // when raw was received
+	fresh      bool           // raw arrived after the last cycle took it
+	written    writtenState   // what the Batcher already wrote; Batcher only
 
 	connected   atomic.Bool
 	since       atomic.Int64 // unix ns of the last connect or loss
@@ -50,28 +55,27 @@ func (g *Gateway) Name() string { return g.name }
 // Addr returns the host:port the Reader dials.
 func (g *Gateway) Addr() string { return g.addr }
 
-// store makes t the newest telegram, received at at, and returns the
-// Telegram it replaced (possibly nil) for the caller to parse into next.
-func (g *Gateway) store(t *parser.Telegram, at time.Time) *parser.Telegram {
+// store makes frame, decoded in loc and received at at, the newest
+// telegram. It copies frame into the slot, whose storage is reused.
+func (g *Gateway) store(frame []byte, loc *time.Location, at time.Time) {
 	g.mu.Lock()
-	old := g.latest
-	g.latest, g.receivedAt, g.fresh = t, at, true
+	g.raw = append(g.raw[:0], frame...)
+	g.loc, g.receivedAt, g.fresh = loc, at, true
 	g.mu.Unlock()
 	g.lastAt.Store(at.UnixNano())
 	g.telegrams.Add(1)
-	return old
 }
 
-// takeFresh calls fn with the newest telegram if it arrived since the last
-// call, under the gateway's lock: fn must not keep t or its slices.
-func (g *Gateway) takeFresh(fn func(t *parser.Telegram, at time.Time, w *writtenState)) bool {
+// takeFresh calls fn with the newest telegram's bytes if it arrived since the
+// last call, under the gateway's lock: fn must not keep raw.
+func (g *Gateway) takeFresh(fn func(raw []byte, loc *time.Location, at time.Time, w *writtenState)) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.fresh || g.latest == nil {
+	if !g.fresh || len(g.raw) == 0 {
 		return false
 	}
 	g.fresh = false
-	fn(g.latest, g.receivedAt, &g.written)
+	fn(g.raw, g.loc, g.receivedAt, &g.written)
 	return true
 }
 
@@ -79,13 +83,26 @@ func (g *Gateway) takeFresh(fn func(t *parser.Telegram, at time.Time, w *written
 // "p1logger decode") and reports when it was received. It appends nothing and
 // returns ok false when no telegram was accepted yet.
 func (g *Gateway) AppendLatestJSON(b []byte) (out []byte, at time.Time, ok bool) {
+	t := getTelegram()
+	defer putTelegram(t)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.latest == nil {
+	if len(g.raw) == 0 {
 		return b, time.Time{}, false
 	}
-	return g.latest.AppendJSON(b), g.receivedAt, true
+	// The bytes were accepted, so they decode as they did then: a syntax
+	// error in one line leaves the rest of t good.
+	parser.ParseInto(t, g.raw, g.loc)
+	return t.AppendJSON(b), g.receivedAt, true
 }
+
+// telegramPool holds the decode targets of Readers, HTTP handlers and tests:
+// a Telegram grows to the size of the telegrams decoded into it, and only as
+// many are needed as decodes run at once, not one per gateway.
+var telegramPool = sync.Pool{New: func() any { return new(parser.Telegram) }}
+
+func getTelegram() *parser.Telegram  { return telegramPool.Get().(*parser.Telegram) }
+func putTelegram(t *parser.Telegram) { telegramPool.Put(t) }
 
 func (g *Gateway) setConnected(on bool, at time.Time, reason error) {
 	g.connected.Store(on)

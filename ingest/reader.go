@@ -1,13 +1,15 @@
 package ingest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -75,14 +77,22 @@ func (c *ReaderConfig) setDefaults() {
 
 // Reader keeps one gateway connected and feeds its good telegrams to the
 // Gateway's slot. It is meant to run in one goroutine per gateway.
+//
+// A Reader holds little while it waits: no read buffer (one is taken from a
+// pool when the socket has bytes, and given back once they are framed), no
+// decode target (also pooled), no timer of its own (the idle timeout is the
+// socket's read deadline, kept by the runtime's poller). What stays per
+// gateway is the slot, the bytes of a telegram that arrived in pieces, and
+// the goroutine's stack.
 type Reader struct {
 	g    *Gateway
 	cfg  ReaderConfig
-	log  *slog.Logger
-	t    *parser.Telegram // parse target; swapped with the Gateway's slot
-	buf  []byte           // the Scanner's initial buffer, reused per connection
-	errs rateLimit        // telegram errors
-	dial rateLimit        // repeated dial failures
+	sp   parser.Splitter
+	pend []byte    // the start of a telegram whose end has not arrived yet
+	errs rateLimit // telegram errors
+	dial rateLimit // repeated dial failures
+
+	failedDials int // dials failed in a row
 }
 
 // NewReader returns a Reader for g. It does not dial: Run does.
@@ -91,9 +101,18 @@ func NewReader(g *Gateway, cfg ReaderConfig) *Reader {
 	return &Reader{
 		g:   g,
 		cfg: cfg,
-		log: cfg.Logger.With("gateway", g.name, "addr", g.addr),
-		t:   new(parser.Telegram),
 	}
+}
+
+// logAt logs msg at level with the gateway's name and address first. No
+// logger is kept per gateway: one made with With holds its attributes
+// preformatted, half a kilobyte per gateway that seldom logs.
+func (r *Reader) logAt(level slog.Level, msg string, args ...any) {
+	l := r.cfg.Logger
+	if !l.Enabled(context.Background(), level) {
+		return
+	}
+	l.Log(context.Background(), level, msg, append([]any{"gateway", r.g.name, "addr", r.g.addr}, args...)...)
 }
 
 // errIdle is the reason for dropping a connection that went silent.
@@ -103,16 +122,14 @@ var errIdle = errors.New("idle timeout")
 // redials with capped exponential backoff, forever: a gateway that is down,
 // refuses, closes (EOF), or goes silent for IdleTimeout is only ever
 // redialled. Run returns nil when ctx is cancelled, closing the connection.
+//
+// Run's frame and serve's stay on the goroutine's stack while it waits for
+// bytes, so they are kept small (logging and error wrapping happen in
+// helpers that return first): a goroutine whose waiting stack is under a
+// kilobyte is shrunk by the garbage collector to 4 KiB, a few hundred bytes
+// more and it keeps 8 KiB, for every gateway.
 func (r *Reader) Run(ctx context.Context) error {
-	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(r.cfg.MinBackoff),
-		// ±50% jitter on at most 2/3 of the cap keeps every delay ≤ MaxBackoff.
-		backoff.WithMaxInterval(r.cfg.MaxBackoff*2/3),
-		backoff.WithMultiplier(2),
-		backoff.WithRandomizationFactor(0.5),
-		backoff.WithMaxElapsedTime(0), // never give up
-	)
-	failedDials := 0
+	bo := newBackoff(r.cfg.MinBackoff, r.cfg.MaxBackoff)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			r.g.reconnects.Add(1)
@@ -126,39 +143,69 @@ func (r *Reader) Run(ctx context.Context) error {
 		}
 		var wait time.Duration
 		if err != nil {
-			failedDials++
-			r.g.setConnected(false, r.cfg.Now(), err)
-			wait = bo.NextBackOff()
-			if ok, suppressed := r.dial.allow(r.cfg.Now(), time.Minute); ok && failedDials == 1 {
-				r.log.Warn("gateway unreachable", "reason", err, "redial_in", wait.Round(time.Millisecond))
-			} else if ok {
-				r.log.Warn("gateway still unreachable", "reason", err, "failed_dials", failedDials,
-					"suppressed", suppressed, "redial_in", wait.Round(time.Millisecond))
-			} else {
-				r.log.Debug("dial failed", "reason", err, "redial_in", wait.Round(time.Millisecond))
-			}
+			wait = r.dialFailed(err, bo)
 		} else {
-			if failedDials > 0 {
-				r.log.Info("gateway connected", "after_failed_dials", failedDials)
-			} else {
-				r.log.Info("gateway connected")
-			}
-			failedDials = 0
-			r.dial = rateLimit{}
+			r.connected()
 			n, reason := r.serve(ctx, conn, bo)
 			if ctx.Err() != nil {
 				r.g.setConnected(false, r.cfg.Now(), nil)
 				return nil
 			}
-			r.g.setConnected(false, r.cfg.Now(), reason)
-			wait = bo.NextBackOff()
-			r.log.Warn("gateway connection lost", "reason", reason, "telegrams", n)
-			r.log.Info("redialling", "in", wait.Round(time.Millisecond))
+			wait = r.lost(n, reason, bo)
 		}
 		if !sleep(ctx, wait) {
 			return nil
 		}
 	}
+}
+
+func newBackoff(minB, maxB time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(minB),
+		// ±50% jitter on at most 2/3 of the cap keeps every delay ≤ MaxBackoff.
+		backoff.WithMaxInterval(maxB*2/3),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxElapsedTime(0), // never give up
+	)
+}
+
+// dialFailed records and logs (rate-limited) a failed dial and returns the
+// delay before the next.
+func (r *Reader) dialFailed(err error, bo backoff.BackOff) time.Duration {
+	r.failedDials++
+	r.g.setConnected(false, r.cfg.Now(), err)
+	wait := bo.NextBackOff()
+	if ok, suppressed := r.dial.allow(r.cfg.Now(), time.Minute); ok && r.failedDials == 1 {
+		r.logAt(slog.LevelWarn, "gateway unreachable", "reason", err, "redial_in", wait.Round(time.Millisecond))
+	} else if ok {
+		r.logAt(slog.LevelWarn, "gateway still unreachable", "reason", err, "failed_dials", r.failedDials,
+			"suppressed", suppressed, "redial_in", wait.Round(time.Millisecond))
+	} else {
+		r.logAt(slog.LevelDebug, "dial failed", "reason", err, "redial_in", wait.Round(time.Millisecond))
+	}
+	return wait
+}
+
+// connected logs a connection and resets the dial failures.
+func (r *Reader) connected() {
+	if r.failedDials > 0 {
+		r.logAt(slog.LevelInfo, "gateway connected", "after_failed_dials", r.failedDials)
+	} else {
+		r.logAt(slog.LevelInfo, "gateway connected")
+	}
+	r.failedDials = 0
+	r.dial = rateLimit{}
+}
+
+// lost records and logs a lost connection and returns the delay before the
+// redial.
+func (r *Reader) lost(n int, reason error, bo backoff.BackOff) time.Duration {
+	r.g.setConnected(false, r.cfg.Now(), reason)
+	wait := bo.NextBackOff()
+	r.logAt(slog.LevelWarn, "gateway connection lost", "reason", reason, "telegrams", n)
+	r.logAt(slog.LevelInfo, "redialling", "in", wait.Round(time.Millisecond))
+	return wait
 }
 
 // connect dials, holding a DialLimit slot if there is one.
@@ -177,6 +224,17 @@ func (r *Reader) connect(ctx context.Context) (net.Conn, error) {
 	return r.cfg.Dial(dctx, "tcp", r.g.addr)
 }
 
+// readSize is the size of the pooled read buffers: a whole telegram of the
+// usual size arrives in one read.
+const readSize = 4 << 10
+
+// maxPend bounds the storage a Reader keeps between reads for a telegram
+// that arrived in pieces: larger storage is dropped once it is empty, so
+// that one long telegram does not cost its size for good.
+const maxPend = 4 << 10
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
+
 // serve reads telegrams from conn until it fails or ctx is cancelled, and
 // returns how many telegrams it accepted and why the connection ended.
 func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (int, error) {
@@ -187,39 +245,145 @@ func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (
 	defer stop()
 	r.g.setConnected(true, r.cfg.Now(), nil)
 
-	if r.buf == nil {
-		r.buf = make([]byte, 0, 2048)
-	}
-	sp := &parser.Splitter{}
-	sc := bufio.NewScanner(&idleConn{conn: conn, idle: r.cfg.IdleTimeout})
-	sc.Buffer(r.buf[:0], parser.MaxTelegramSize)
-	sc.Split(sp.Split)
-	accepted := 0
-	var skipped int64
-	for sc.Scan() {
-		if sp.Skipped != skipped {
-			r.g.skipped.Add(sp.Skipped - skipped)
-			skipped = sp.Skipped
+	r.sp = parser.Splitter{}
+	r.pend = r.pend[:0]
+	read := plainRead
+	if sc, ok := conn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			read = rawRead(rc)
 		}
-		if r.handle(sc.Bytes()) {
-			if accepted == 0 {
+	}
+	accepted := 0
+	var err error
+	for {
+		// The deadline is the runtime poller's timer of this socket: no
+		// timer of our own, and no system call to move it.
+		if err = conn.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout)); err != nil {
+			break
+		}
+		var bp *[]byte
+		var n int
+		bp, n, err = read(conn)
+		if n > 0 {
+			k := r.frames((*bp)[:n], false)
+			if k > 0 && accepted == 0 {
 				bo.Reset()
 			}
+			accepted += k
+		}
+		if bp != nil {
+			readPool.Put(bp)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		// Whatever follows the last "/" is a cut telegram: it is reported.
+		accepted += r.frames(nil, true)
+	}
+	r.pend = r.pend[:0]
+	if cap(r.pend) > maxPend {
+		r.pend = nil
+	}
+	return accepted, r.endReason(err)
+}
+
+// endReason says why a connection ended, given the read error.
+func (r *Reader) endReason(err error) error {
+	var ne net.Error
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("closed by gateway: %w", io.EOF)
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: no data for %s", errIdle, r.cfg.IdleTimeout)
+	}
+	return err
+}
+
+// rawRead returns a read function that waits for the socket to be readable
+// without holding a buffer, then reads into a pooled one that the caller
+// puts back: a Reader holds a read buffer only while it frames its bytes.
+func rawRead(rc syscall.RawConn) func(net.Conn) (*[]byte, int, error) {
+	return func(net.Conn) (*[]byte, int, error) {
+		var (
+			bp   *[]byte
+			n    int
+			rerr error
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			bp = readPool.Get().(*[]byte)
+			for {
+				n, rerr = syscall.Read(int(fd), *bp)
+				if rerr != syscall.EINTR {
+					break
+				}
+			}
+			if rerr == syscall.EAGAIN {
+				readPool.Put(bp)
+				bp = nil
+				return false // wait until readable, or the deadline
+			}
+			return true
+		})
+		switch {
+		case err != nil:
+			return bp, 0, err
+		case rerr != nil:
+			return bp, 0, os.NewSyscallError("read", rerr)
+		case n <= 0:
+			return bp, 0, io.EOF
+		}
+		return bp, n, nil
+	}
+}
+
+// plainRead reads from a connection that has no file descriptor (a test's
+// net.Pipe, say), holding a pooled buffer while it waits.
+func plainRead(conn net.Conn) (*[]byte, int, error) {
+	bp := readPool.Get().(*[]byte)
+	n, err := conn.Read(*bp)
+	return bp, n, err
+}
+
+// frames frames the bytes in r.pend followed by data, hands every whole
+// telegram to handle, keeps the start of an unfinished one in r.pend, and
+// returns how many telegrams were accepted. At EOF, a cut telegram is handed
+// over too.
+func (r *Reader) frames(data []byte, atEOF bool) int {
+	if len(r.pend) > 0 {
+		r.pend = append(r.pend, data...)
+		data = r.pend
+	}
+	skipped := r.sp.Skipped
+	accepted := 0
+	for len(data) > 0 {
+		adv, tok, _ := r.sp.Split(data, atEOF)
+		if adv == 0 && tok == nil {
+			break
+		}
+		data = data[adv:]
+		if tok != nil && r.handle(tok) {
 			accepted++
 		}
 	}
-	if sp.Skipped != skipped {
-		r.g.skipped.Add(sp.Skipped - skipped)
+	if d := r.sp.Skipped - skipped; d > 0 {
+		r.g.skipped.Add(d)
 	}
-	err := sc.Err()
-	var ne net.Error
 	switch {
-	case err == nil:
-		err = fmt.Errorf("closed by gateway: %w", io.EOF)
-	case errors.As(err, &ne) && ne.Timeout():
-		err = fmt.Errorf("%w: no data for %s", errIdle, r.cfg.IdleTimeout)
+	case len(data) > 0:
+		// copy, not append: data may be the tail of r.pend itself.
+		if cap(r.pend) < len(data) {
+			r.pend = make([]byte, 0, max(len(data), 2048))
+		}
+		r.pend = r.pend[:copy(r.pend[:cap(r.pend)], data)]
+	case cap(r.pend) > maxPend:
+		// Storage that grew for a long telegram goes once it is empty.
+		r.pend = nil
+	default:
+		r.pend = r.pend[:0]
 	}
-	return accepted, err
+	return accepted
 }
 
 // handle parses one frame and, if it can be trusted, stores it. It reports
@@ -231,7 +395,9 @@ func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (
 // was no CRC to vouch for the rest.
 func (r *Reader) handle(frame []byte) bool {
 	now := r.cfg.Now()
-	err := parser.ParseInto(r.t, frame, r.cfg.Location)
+	t := getTelegram()
+	defer putTelegram(t)
+	err := parser.ParseInto(t, frame, r.cfg.Location)
 	accept := err == nil
 	switch {
 	case err == nil:
@@ -241,14 +407,14 @@ func (r *Reader) handle(frame []byte) bool {
 		r.g.parseErrors.Add(1)
 	default:
 		r.g.parseErrors.Add(1)
-		accept = r.t.CRC == parser.CRCOK
+		accept = t.CRC == parser.CRCOK
 	}
 	if err != nil {
 		if !accept {
 			r.g.dropped.Add(1)
 		}
 		if ok, suppressed := r.errs.allow(now, time.Minute); ok {
-			r.log.Warn("bad telegram", "reason", err, "used", accept,
+			r.logAt(slog.LevelWarn, "bad telegram", "reason", err, "used", accept,
 				"suppressed_since_last", suppressed,
 				"crc_errors", r.g.crcErrors.Load(), "parse_errors", r.g.parseErrors.Load())
 		}
@@ -256,26 +422,8 @@ func (r *Reader) handle(frame []byte) bool {
 	if !accept {
 		return false
 	}
-	if old := r.g.store(r.t, now); old != nil {
-		r.t = old
-	} else {
-		r.t = new(parser.Telegram)
-	}
+	r.g.store(frame, r.cfg.Location, now)
 	return true
-}
-
-// idleConn sets the read deadline before every Read, so that a gateway that
-// keeps its socket open but sends nothing is dropped after idle.
-type idleConn struct {
-	conn net.Conn
-	idle time.Duration
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	if err := c.conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
-		return 0, err
-	}
-	return c.conn.Read(p)
 }
 
 // sleep waits d or until ctx is cancelled, and reports whether d elapsed.
