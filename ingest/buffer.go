@@ -13,9 +13,9 @@ import (
 // a batch, posts it, and Acks it only once InfluxDB took it, so a batch in
 // flight is never lost by a crash of the sender loop.
 //
-// MemBuffer is the in-memory implementation. A durable spool (P1_SPOOL_DIR)
-// implements the same interface on disk: Append writes a segment record,
-// Peek reads the oldest, Ack advances the read offset.
+// MemBuffer is the in-memory implementation (no P1_SPOOL_DIR); Spool is the
+// durable one on disk: Append writes a segment record, Peek reads the
+// oldest, Ack advances the cursor.
 type Buffer interface {
 	// Append stores a copy of lines, which must be whole lines each ending in
 	// "\n". It must not wait for InfluxDB. When the buffer is full it drops
@@ -33,6 +33,25 @@ type Buffer interface {
 	Notify() <-chan struct{}
 	// Bytes returns how many bytes are buffered.
 	Bytes() int
+	// Stats describes what is buffered and what was lost.
+	Stats() BufferStats
+}
+
+// BufferStats describes a Buffer's contents and losses.
+type BufferStats struct {
+	Bytes         int64     // line protocol waiting for InfluxDB
+	Batches       int64     // appends (or pieces of large ones) waiting
+	Points        int64     // lines waiting
+	Oldest        time.Time // when the oldest waiting batch was appended; zero when empty
+	DroppedPoints int64     // points dropped because the buffer was full, since start
+
+	// The rest is for a durable Spool only.
+	Durable        bool  // what is buffered survives a restart
+	DiskBytes      int64 // size of the segment files
+	MaxBytes       int64 // bound on DiskBytes (P1_SPOOL_MAX_BYTES)
+	DiskErrors     int64 // failed writes, fsyncs and removals in the spool directory
+	MemoryFallback bool  // the disk failed: new batches are held in memory
+	MemoryBytes    int64 // bytes held in memory because the disk failed
 }
 
 // MemBuffer is a Buffer in memory, bounded in bytes. When full, it drops the
@@ -57,6 +76,7 @@ type MemBuffer struct {
 
 type chunk struct {
 	seq  uint64
+	at   time.Time // when its first line was appended
 	data []byte
 }
 
@@ -84,20 +104,10 @@ func (m *MemBuffer) Append(lines []byte) error {
 		return nil
 	}
 	m.mu.Lock()
+	now := time.Now()
 	for len(lines) > 0 {
-		n := len(lines)
-		if n > m.maxChunk {
-			// Cut at the last line end within the chunk size, or after the
-			// first line if that alone is longer.
-			n = bytes.LastIndexByte(lines[:m.maxChunk], '\n') + 1
-			if n == 0 {
-				n = bytes.IndexByte(lines, '\n') + 1
-				if n == 0 {
-					n = len(lines)
-				}
-			}
-		}
-		m.appendChunk(lines[:n])
+		n := cutLines(lines, m.maxChunk)
+		m.appendChunk(lines[:n], now)
 		lines = lines[n:]
 	}
 	m.mu.Unlock()
@@ -108,7 +118,7 @@ func (m *MemBuffer) Append(lines []byte) error {
 	return nil
 }
 
-func (m *MemBuffer) appendChunk(p []byte) {
+func (m *MemBuffer) appendChunk(p []byte, now time.Time) {
 	// Top up the newest chunk if it has room: many small appends (health
 	// points, rollups) should not become many tiny chunks.
 	if k := len(m.chunks); k > 0 {
@@ -128,7 +138,7 @@ func (m *MemBuffer) appendChunk(p []byte) {
 		data = make([]byte, 0, max(len(p), min(m.maxChunk, 64<<10)))
 	}
 	data = append(data, p...)
-	m.chunks = append(m.chunks, chunk{seq: m.nextSeq, data: data})
+	m.chunks = append(m.chunks, chunk{seq: m.nextSeq, at: now, data: data})
 	m.nextSeq++
 	m.bytes += len(p)
 	m.dropOldest()
@@ -207,3 +217,18 @@ func (m *MemBuffer) Bytes() int {
 
 // DroppedLines returns how many points were dropped because the buffer was full.
 func (m *MemBuffer) DroppedLines() int64 { return m.droppedLines.Load() }
+
+// Stats implements Buffer. It counts the lines buffered, so it costs time in
+// proportion to Bytes.
+func (m *MemBuffer) Stats() BufferStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := BufferStats{Bytes: int64(m.bytes), Batches: int64(len(m.chunks)), DroppedPoints: m.droppedLines.Load()}
+	for _, c := range m.chunks {
+		st.Points += int64(bytes.Count(c.data, []byte{'\n'}))
+	}
+	if len(m.chunks) > 0 {
+		st.Oldest = m.chunks[0].at
+	}
+	return st
+}

@@ -22,34 +22,58 @@ type WriterConfig struct {
 	// that InfluxDB coming back is noticed within seconds.
 	MinBackoff, MaxBackoff time.Duration
 	// DrainTimeout bounds the final flush after Run's ctx is cancelled.
-	// Default 10s.
+	// Default 10s. With a durable Buffer the flush also ends at the first
+	// failed attempt: what is left is kept on disk for the next start.
 	DrainTimeout time.Duration
 	// Logger receives write failures and recoveries. Default slog.Default().
 	Logger *slog.Logger
 }
 
+// maxRetryAfter caps a server's Retry-After, so that a bogus header cannot
+// stall delivery for hours.
+const maxRetryAfter = 5 * time.Minute
+
 // Writer is the LineWriter of the pipeline: WriteLines appends to a Buffer
 // and returns at once; Run sends the Buffer's contents through a Sink, oldest
 // first, one batch at a time, retrying with backoff until each is delivered
 // or refused for good.
+//
+// What it does after a failed write depends on Classify: network errors,
+// timeouts, 5xx, 429, 401/403 (token rejected) and 404 (no bucket) keep the
+// batch and retry it with backoff (or after Retry-After, up to 5 minutes),
+// forever and without ever returning an error, so a misconfiguration loses
+// nothing and causes no crash loop; 413 halves the batch; 400, 422 and other
+// 4xx drop it and log the server's message. Points delivered after waiting
+// through a failure, or left by a previous run in a durable Buffer, are
+// counted as replayed.
 type Writer struct {
 	cfg  WriterConfig
 	buf  Buffer
 	sink Sink
 	log  *slog.Logger
 	send []byte // Peek target, reused
+	// durable: buf keeps what is not delivered across restarts.
+	durable bool
 
 	points        atomic.Int64
 	batches       atomic.Int64
 	writeErrors   atomic.Int64
 	droppedPoints atomic.Int64 // refused by the server (400/422), or left at drain
+	replayed      atomic.Int64 // points delivered from a backlog
 	lastOK        atomic.Int64 // unix ns of the last delivered batch
 	latency       histogram
 
-	mu        sync.Mutex
-	lastError string
-	failing   bool // the last attempt failed
-	retryLog  rateLimit
+	mu            sync.Mutex
+	lastError     string
+	failing       bool // the last attempt failed
+	tokenRejected bool // the last attempt failed with 401 or 403
+	retryLog      rateLimit
+	// backlog is how many buffered bytes were waiting when the writer
+	// recovered (or started): the first backlog bytes delivered after that
+	// are a replay, since the Buffer is first in, first out.
+	backlog      int
+	backlogStart time.Time
+	backlogPts   int64
 }
 
 var _ LineWriter = (*Writer)(nil)
@@ -74,7 +98,7 @@ func NewWriter(cfg WriterConfig, buf Buffer, sink Sink) *Writer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Writer{cfg: cfg, buf: buf, sink: sink, log: cfg.Logger}
+	return &Writer{cfg: cfg, buf: buf, sink: sink, log: cfg.Logger, durable: buf.Stats().Durable}
 }
 
 // WriteLines implements LineWriter: it copies lines (whole lines, each ending
@@ -90,6 +114,11 @@ func (w *Writer) WriteLines(_ context.Context, lines []byte) error {
 // then stays in the Buffer (lost with a MemBuffer, kept by a durable one) and
 // is logged.
 func (w *Writer) Run(ctx context.Context) error {
+	if n := w.buf.Bytes(); n > 0 && w.durable {
+		w.mu.Lock()
+		w.backlog, w.backlogStart = n, time.Now()
+		w.mu.Unlock()
+	}
 	bo := w.newBackoff()
 	for {
 		batch, token := w.buf.Peek(w.send[:0], w.cfg.MaxBatchBytes)
@@ -128,9 +157,10 @@ func (w *Writer) newBackoff() *backoff.ExponentialBackOff {
 func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *backoff.ExponentialBackOff) (time.Duration, bool) {
 	err := w.deliver(ctx, batch)
 	if err == nil {
-		w.buf.Ack(token)
-		bo.Reset()
 		w.recovered()
+		w.buf.Ack(token)
+		w.delivered(batch)
+		bo.Reset()
 		return 0, true
 	}
 	if ctx.Err() != nil && !errors.As(err, new(*WriteError)) {
@@ -149,7 +179,7 @@ func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *ba
 	wait := bo.NextBackOff()
 	var we *WriteError
 	if errors.As(err, &we) && we.RetryAfter > 0 {
-		wait = we.RetryAfter
+		wait = min(we.RetryAfter, maxRetryAfter)
 	}
 	w.noteError(err, true)
 	w.logRetry(err, wait)
@@ -203,6 +233,11 @@ func (w *Writer) drain(ctx context.Context) error {
 		if ok {
 			continue
 		}
+		if w.durable {
+			w.log.Info("shutdown: influxdb unavailable; undelivered points stay in the spool for the next start",
+				"bytes_left", w.buf.Bytes())
+			return nil
+		}
 		if dctx.Err() != nil || !sleep(dctx, wait) {
 			left := w.buf.Bytes()
 			w.log.Error("shutdown: influxdb did not take everything in time", "bytes_left", left,
@@ -217,6 +252,14 @@ func (w *Writer) noteError(err error, retry bool) {
 	defer w.mu.Unlock()
 	w.lastError = err.Error()
 	w.failing = retry
+	w.tokenRejected = IsTokenRejected(err)
+}
+
+// IsTokenRejected reports whether err is InfluxDB refusing the token
+// (401 Unauthorized or 403 Forbidden).
+func IsTokenRejected(err error) bool {
+	var we *WriteError
+	return errors.As(err, &we) && (we.Status == http.StatusUnauthorized || we.Status == http.StatusForbidden)
 }
 
 // logRetry logs a failure to be retried: the first of a series at once,
@@ -243,14 +286,40 @@ func (w *Writer) logRetry(err error, wait time.Duration) {
 		"buffered_bytes", w.buf.Bytes(), "suppressed_since_last", suppressed)
 }
 
+// recovered ends a series of failures; what is buffered then (the batch
+// just delivered included, as it is not acknowledged yet) is a backlog.
 func (w *Writer) recovered() {
 	w.mu.Lock()
 	was := w.failing
-	w.failing = false
+	w.failing, w.tokenRejected = false, false
 	w.retryLog = rateLimit{}
+	n := w.buf.Bytes()
+	if was {
+		// The replay is timed from the moment InfluxDB answered again.
+		w.backlog, w.backlogStart, w.backlogPts = n, time.Now(), 0
+	}
 	w.mu.Unlock()
 	if was {
-		w.log.Info("influxdb writes recovered", "buffered_bytes", w.buf.Bytes())
+		w.log.Info("influxdb writes recovered; delivering the backlog, oldest first", "buffered_bytes", n)
+	}
+}
+
+// delivered counts a delivered batch into the backlog being replayed.
+func (w *Writer) delivered(batch []byte) {
+	w.mu.Lock()
+	if w.backlog <= 0 {
+		w.mu.Unlock()
+		return
+	}
+	n := int64(bytes.Count(batch, []byte{'\n'}))
+	w.replayed.Add(n)
+	w.backlogPts += n
+	w.backlog -= len(batch)
+	done, pts, took := w.backlog <= 0, w.backlogPts, time.Since(w.backlogStart)
+	w.mu.Unlock()
+	if done {
+		w.log.Info("backlog delivered", "points", pts, "took", took.Round(time.Millisecond),
+			"buffered_bytes", w.buf.Bytes())
 	}
 }
 
@@ -260,28 +329,35 @@ type WriterStats struct {
 	Batches       int64 // requests that succeeded
 	WriteErrors   int64 // failed attempts (each retry counts)
 	DroppedPoints int64 // points the server refused for good
-	BufferedBytes int
-	Failing       bool   // the last attempt failed and will be retried
-	LastError     string // the last failure, if any
-	LastOK        time.Time
-	Latency       HistogramSnapshot // per request, seconds
+	// ReplayedPoints counts points delivered after waiting through a
+	// failed write, or left in a durable Buffer by a previous run.
+	ReplayedPoints int64
+	BufferedBytes  int
+	Failing        bool   // the last attempt failed and will be retried
+	TokenRejected  bool   // the last attempt failed with 401 or 403
+	LastError      string // the last failure, if any
+	LastOK         time.Time
+	Latency        HistogramSnapshot // per request, seconds
+	Buffer         BufferStats
 }
 
 // Stats returns the Writer's counters.
 func (w *Writer) Stats() WriterStats {
 	s := WriterStats{
-		Points:        w.points.Load(),
-		Batches:       w.batches.Load(),
-		WriteErrors:   w.writeErrors.Load(),
-		DroppedPoints: w.droppedPoints.Load(),
-		BufferedBytes: w.buf.Bytes(),
-		Latency:       w.latency.snapshot(),
+		Points:         w.points.Load(),
+		Batches:        w.batches.Load(),
+		WriteErrors:    w.writeErrors.Load(),
+		DroppedPoints:  w.droppedPoints.Load(),
+		ReplayedPoints: w.replayed.Load(),
+		Buffer:         w.buf.Stats(),
+		Latency:        w.latency.snapshot(),
 	}
+	s.BufferedBytes = int(s.Buffer.Bytes)
 	if ns := w.lastOK.Load(); ns != 0 {
 		s.LastOK = time.Unix(0, ns)
 	}
 	w.mu.Lock()
-	s.Failing, s.LastError = w.failing, w.lastError
+	s.Failing, s.LastError, s.TokenRejected = w.failing, w.lastError, w.tokenRejected
 	w.mu.Unlock()
 	return s
 }

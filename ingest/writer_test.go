@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,6 +65,13 @@ func (f *fakeInflux) got() string {
 }
 
 func newFakeWriter(t *testing.T, f *fakeInflux, cfg WriterConfig) (*Writer, *MemBuffer) {
+	buf := NewMemBuffer(1<<20, 1<<10, testLogger(t))
+	w, _ := newFakeWriterBuf(t, f, cfg, buf)
+	return w, buf
+}
+
+// newFakeWriterBuf returns a Writer that queues in buf and writes to f.
+func newFakeWriterBuf(t *testing.T, f *fakeInflux, cfg WriterConfig, buf Buffer) (*Writer, Buffer) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	sink, err := NewHTTPSink(InfluxConfig{URL: srv.URL, Bucket: "b", GzipMin: 256})
@@ -73,8 +81,9 @@ func newFakeWriter(t *testing.T, f *fakeInflux, cfg WriterConfig) (*Writer, *Mem
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	}
-	cfg.Logger = testLogger(t)
-	buf := NewMemBuffer(1<<20, 1<<10, testLogger(t))
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	return NewWriter(cfg, buf, sink), buf
 }
 
@@ -118,32 +127,45 @@ func TestWriterStatuses(t *testing.T) {
 			return 204, nil
 		}, "", -1},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeInflux{respond: tc.respond}
-			w, buf := newFakeWriter(t, f, WriterConfig{MaxBatchBytes: 1 << 10})
-			w.WriteLines(context.Background(), []byte(data))
-			runInBackground(t, w.Run)
-			waitFor(t, 5*time.Second, "buffer empty", func() bool { return buf.Bytes() == 0 })
-			got := f.got()
-			s := w.Stats()
-			if tc.dropped < 0 {
-				// The first batch, holding line 7, is dropped; the rest arrive.
-				if strings.Contains(got, "m v=7i 7\n") || !strings.HasSuffix(got, lines(199, 200)) {
-					t.Errorf("server got %q", got)
-				}
-				if s.DroppedPoints == 0 || s.DroppedPoints+s.Points != 200 {
-					t.Errorf("dropped %d + written %d, want 200 with some dropped", s.DroppedPoints, s.Points)
-				}
-				return
-			}
-			if got != tc.want {
-				t.Errorf("server got %d bytes, want %d:\n%s", len(got), len(tc.want), got)
-			}
-			if s.Points != 200 || s.DroppedPoints != tc.dropped || s.Failing {
-				t.Errorf("stats %+v", s)
-			}
-		})
+	buffers := []struct {
+		name string
+		new  func(t *testing.T) Buffer
+	}{
+		{"memory", func(t *testing.T) Buffer { return NewMemBuffer(1<<20, 1<<10, testLogger(t)) }},
+		{"spool", func(t *testing.T) Buffer { return openSpool(t, SpoolConfig{Dir: t.TempDir(), RecordBytes: 1 << 10}) }},
+	}
+	for _, bt := range buffers {
+		for _, tc := range tests {
+			t.Run(bt.name+"/"+tc.name, func(t *testing.T) {
+				testWriterStatus(t, bt.new(t), data, tc.respond, tc.want, tc.dropped)
+			})
+		}
+	}
+}
+
+func testWriterStatus(t *testing.T, buf Buffer, data string, respond func(int, []byte) (int, http.Header), want string, dropped int64) {
+	f := &fakeInflux{respond: respond}
+	w, _ := newFakeWriterBuf(t, f, WriterConfig{MaxBatchBytes: 1 << 10}, buf)
+	w.WriteLines(context.Background(), []byte(data))
+	runInBackground(t, w.Run)
+	waitFor(t, 5*time.Second, "buffer empty", func() bool { return buf.Bytes() == 0 })
+	got := f.got()
+	s := w.Stats()
+	if dropped < 0 {
+		// The first batch, holding line 7, is dropped; the rest arrive.
+		if strings.Contains(got, "m v=7i 7\n") || !strings.HasSuffix(got, lines(199, 200)) {
+			t.Errorf("server got %q", got)
+		}
+		if s.DroppedPoints == 0 || s.DroppedPoints+s.Points != 200 {
+			t.Errorf("dropped %d + written %d, want 200 with some dropped", s.DroppedPoints, s.Points)
+		}
+		return
+	}
+	if got != want {
+		t.Errorf("server got %d bytes, want %d:\n%s", len(got), len(want), got)
+	}
+	if s.Points != 200 || s.DroppedPoints != dropped || s.Failing {
+		t.Errorf("stats %+v", s)
 	}
 }
 
@@ -251,5 +273,78 @@ func TestClassify(t *testing.T) {
 		if got := Classify(tc.err); got != tc.want {
 			t.Errorf("Classify(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestWriterTokenRejected: a 401 keeps the points, shows in Stats and the
+// log as a rejected token, and once the token works the backlog is
+// delivered and counted as replayed.
+func TestWriterTokenRejected(t *testing.T) {
+	var accept atomic.Bool
+	f := &fakeInflux{respond: func(int, []byte) (int, http.Header) {
+		if accept.Load() {
+			return 204, nil
+		}
+		return 401, nil
+	}}
+	log, logs := captureLog(t)
+	w, buf := newFakeWriterBuf(t, f, WriterConfig{Logger: log}, openSpool(t, SpoolConfig{Dir: t.TempDir()}))
+	runInBackground(t, w.Run)
+	for i := range 50 {
+		w.WriteLines(context.Background(), []byte(lines(i, i+1)))
+	}
+	waitFor(t, 5*time.Second, "a rejected write", func() bool { return w.Stats().TokenRejected })
+	if s := w.Stats(); !s.Failing || s.Points != 0 || s.Buffer.Points != 50 || !strings.Contains(s.LastError, "401") {
+		t.Errorf("while rejected: %+v", s)
+	}
+	if !strings.Contains(logs.String(), "influxdb token rejected; keeping points and retrying") {
+		t.Error("no token rejected log line")
+	}
+	accept.Store(true)
+	waitFor(t, 5*time.Second, "delivery", func() bool { return buf.Bytes() == 0 })
+	s := w.Stats()
+	if s.TokenRejected || s.Failing || s.Points != 50 || s.ReplayedPoints != 50 || f.got() != lines(0, 50) {
+		t.Errorf("after the fix: %+v", s)
+	}
+	waitFor(t, time.Second, "backlog log line", func() bool { return strings.Contains(logs.String(), "backlog delivered") })
+}
+
+// TestWriterRetryAfterCap: an absurd Retry-After is capped.
+func TestWriterRetryAfterCap(t *testing.T) {
+	f := &fakeInflux{respond: func(int, []byte) (int, http.Header) {
+		return 503, http.Header{"Retry-After": {"86400"}}
+	}}
+	log, logs := captureLog(t)
+	w, _ := newFakeWriterBuf(t, f, WriterConfig{Logger: log}, NewMemBuffer(1<<20, 1<<10, log))
+	w.WriteLines(context.Background(), []byte(lines(0, 1)))
+	runInBackground(t, w.Run)
+	waitFor(t, 5*time.Second, "a failed write", func() bool { return w.Stats().Failing })
+	waitFor(t, 5*time.Second, "the retry log line", func() bool { return strings.Contains(logs.String(), "retry_in=") })
+	if !strings.Contains(logs.String(), "retry_in=5m0s") {
+		t.Errorf("Retry-After of a day not capped at 5m:\n%s", logs.String())
+	}
+}
+
+// TestWriterDrainSpool: at shutdown with InfluxDB down, a Writer over a
+// spool stops at the first failure: the points are safe on disk.
+func TestWriterDrainSpool(t *testing.T) {
+	f := &fakeInflux{respond: func(int, []byte) (int, http.Header) { return 503, nil }}
+	dir := t.TempDir()
+	sp := openSpool(t, SpoolConfig{Dir: dir})
+	w, _ := newFakeWriterBuf(t, f, WriterConfig{DrainTimeout: 5 * time.Second}, sp)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w.WriteLines(ctx, []byte(lines(0, 3)))
+	t0 := time.Now()
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("drain with a spool took %s", d)
+	}
+	sp.Close()
+	sp = openSpool(t, SpoolConfig{Dir: dir})
+	if got := drainAll(t, sp, 1<<20); got != lines(0, 3) {
+		t.Errorf("after restart: %q", got)
 	}
 }
