@@ -17,9 +17,13 @@
 //	   (HTTPSink: /api/v2/write) and acknowledges them only when delivered.
 //
 // Readers never block on anything slower than a mutex held for the length of
-// one encode, so a slow InfluxDB cannot stall them: data piles up in the
-// Buffer, which is the seam where a durable spool (P1_SPOOL_DIR) replaces the
-// in-memory MemBuffer.
+// one encode, so a slow or dead InfluxDB cannot stall them: data piles up in
+// the Buffer, first in, first out, and is delivered oldest first when
+// InfluxDB answers again. The Buffer is a Spool on disk when P1_SPOOL_DIR is
+// set (it survives restarts and crashes; see Spool for its format, fsync
+// policy, limits and why points sent twice are harmless), or else a
+// MemBuffer, which does the same short of restarts. Both are bounded and
+// drop their oldest points, counted and logged, when full.
 //
 // Every component has Run(ctx) error, starts its goroutines there, and returns
 // nil when ctx is cancelled. The Batcher flushes one last cycle on the way out;

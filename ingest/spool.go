@@ -180,6 +180,7 @@ type Spool struct {
 	wbuf      []byte // header and payload of the record being written
 	dropLog   rateLimit
 	errLog    rateLimit
+	failLog   rateLimit
 
 	notify     chan struct{}
 	dropped    atomic.Int64 // points dropped because the spool was full
@@ -682,8 +683,13 @@ func (s *Spool) diskFailed(err error, now time.Time) {
 		return
 	}
 	s.failing = true
-	s.log.Error("spool: cannot write to the spool directory; keeping new points in memory until it can be written again",
-		"dir", s.dir, "reason", err, "memory_limit_bytes", s.memMax, "retry_every", diskRetry)
+	// A disk that fails, recovers and fails again is logged at most once
+	// a minute.
+	if ok, suppressed := s.failLog.allow(now, time.Minute); ok {
+		s.log.Error("spool: cannot write to the spool directory; keeping new points in memory until it can be written again",
+			"dir", s.dir, "reason", err, "memory_limit_bytes", s.memMax, "retry_every", diskRetry,
+			"failures_since_last", suppressed)
+	}
 }
 
 // retryDisk moves the batches held in memory to disk, oldest first, and

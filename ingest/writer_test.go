@@ -315,7 +315,7 @@ func TestWriterRetryAfterCap(t *testing.T) {
 		return 503, http.Header{"Retry-After": {"86400"}}
 	}}
 	log, logs := captureLog(t)
-	w, _ := newFakeWriterBuf(t, f, WriterConfig{Logger: log}, NewMemBuffer(1<<20, 1<<10, log))
+	w, _ := newFakeWriterBuf(t, f, WriterConfig{Logger: log, DrainTimeout: 100 * time.Millisecond}, NewMemBuffer(1<<20, 1<<10, log))
 	w.WriteLines(context.Background(), []byte(lines(0, 1)))
 	runInBackground(t, w.Run)
 	waitFor(t, 5*time.Second, "a failed write", func() bool { return w.Stats().Failing })
