@@ -65,6 +65,7 @@ type MemBuffer struct {
 	mu      sync.Mutex
 	chunks  []chunk // oldest first
 	bytes   int
+	lines   int
 	nextSeq uint64
 	sealed  uint64   // chunks below this seq were handed out by Peek: no top-ups
 	free    [][]byte // chunk storage returned by Ack, for reuse
@@ -75,9 +76,10 @@ type MemBuffer struct {
 }
 
 type chunk struct {
-	seq  uint64
-	at   time.Time // when its first line was appended
-	data []byte
+	seq   uint64
+	at    time.Time // when its first line was appended
+	lines int
+	data  []byte
 }
 
 // NewMemBuffer returns a MemBuffer that holds at most maxBytes, stored in
@@ -119,12 +121,15 @@ func (m *MemBuffer) Append(lines []byte) error {
 }
 
 func (m *MemBuffer) appendChunk(p []byte, now time.Time) {
+	n := bytes.Count(p, []byte{'\n'})
+	m.lines += n
 	// Top up the newest chunk if it has room: many small appends (health
 	// points, rollups) should not become many tiny chunks.
 	if k := len(m.chunks); k > 0 {
 		last := &m.chunks[k-1]
 		if last.seq >= m.sealed && len(last.data)+len(p) <= m.maxChunk && len(last.data)+len(p) <= cap(last.data) {
 			last.data = append(last.data, p...)
+			last.lines += n
 			m.bytes += len(p)
 			m.dropOldest()
 			return
@@ -138,7 +143,7 @@ func (m *MemBuffer) appendChunk(p []byte, now time.Time) {
 		data = make([]byte, 0, max(len(p), min(m.maxChunk, 64<<10)))
 	}
 	data = append(data, p...)
-	m.chunks = append(m.chunks, chunk{seq: m.nextSeq, at: now, data: data})
+	m.chunks = append(m.chunks, chunk{seq: m.nextSeq, at: now, lines: n, data: data})
 	m.nextSeq++
 	m.bytes += len(p)
 	m.dropOldest()
@@ -150,7 +155,8 @@ func (m *MemBuffer) dropOldest() {
 	for m.bytes > m.max && len(m.chunks)-chunks > 1 {
 		c := m.chunks[chunks]
 		m.bytes -= len(c.data)
-		dropped += bytes.Count(c.data, []byte{'\n'})
+		m.lines -= c.lines
+		dropped += c.lines
 		chunks++
 	}
 	m.removeFront(chunks)
@@ -187,6 +193,7 @@ func (m *MemBuffer) Ack(token uint64) {
 	i := 0
 	for i < len(m.chunks) && m.chunks[i].seq < token {
 		m.bytes -= len(m.chunks[i].data)
+		m.lines -= m.chunks[i].lines
 		if len(m.free) < 4 {
 			m.free = append(m.free, m.chunks[i].data[:0])
 		}
@@ -218,15 +225,11 @@ func (m *MemBuffer) Bytes() int {
 // DroppedLines returns how many points were dropped because the buffer was full.
 func (m *MemBuffer) DroppedLines() int64 { return m.droppedLines.Load() }
 
-// Stats implements Buffer. It counts the lines buffered, so it costs time in
-// proportion to Bytes.
+// Stats implements Buffer.
 func (m *MemBuffer) Stats() BufferStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := BufferStats{Bytes: int64(m.bytes), Batches: int64(len(m.chunks)), DroppedPoints: m.droppedLines.Load()}
-	for _, c := range m.chunks {
-		st.Points += int64(bytes.Count(c.data, []byte{'\n'}))
-	}
+	st := BufferStats{Bytes: int64(m.bytes), Batches: int64(len(m.chunks)), Points: int64(m.lines), DroppedPoints: m.droppedLines.Load()}
 	if len(m.chunks) > 0 {
 		st.Oldest = m.chunks[0].at
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func lines(from, to int) string {
@@ -117,5 +118,30 @@ func TestMemBufferLongLine(t *testing.T) {
 	want := []string{"a v=1 1\n", long, "b v=2 2\n"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestMemBufferStats: points, batches and the oldest time follow appends,
+// acks and drops.
+func TestMemBufferStats(t *testing.T) {
+	m := NewMemBuffer(200, 100, testLogger(t))
+	t0 := time.Now()
+	m.Append([]byte(lines(0, 3)))
+	if st := m.Stats(); st.Points != 3 || st.Batches != 1 || st.Bytes != int64(len(lines(0, 3))) || st.Oldest.Before(t0) || st.Durable {
+		t.Errorf("after one append: %+v", st)
+	}
+	_, tok := m.Peek(nil, 1000)
+	m.Append([]byte(lines(3, 5)))
+	m.Ack(tok)
+	if st := m.Stats(); st.Points != 2 || st.Batches != 1 {
+		t.Errorf("after the ack: %+v", st)
+	}
+	for i := 5; i < 50; i++ {
+		m.Append([]byte(lines(i, i+1)))
+	}
+	st := m.Stats()
+	b, _ := m.Peek(nil, 1000)
+	if st.Points != int64(strings.Count(string(b), "\n")) || st.DroppedPoints == 0 || st.Points+st.DroppedPoints != 47 {
+		t.Errorf("after drops: %+v, buffer holds %d lines", st, strings.Count(string(b), "\n"))
 	}
 }
