@@ -2,6 +2,7 @@ package parser
 
 import (
 	"bytes"
+	"math"
 	"time"
 )
 
@@ -24,14 +25,45 @@ func (p *lineParser) timeOnly(dst *time.Time, o OBIS) bool {
 // and no error.
 func (p *lineParser) timestamp(i int) (time.Time, bool) {
 	g := p.group(i)
-	tm, ok := parseTimestamp(g, p.loc)
+	tm, ok := p.zones.parseTimestamp(g, p.loc)
 	if !ok {
 		p.fail(p.g[i][0], "want a timestamp YYMMDDhhmmss followed by S or W, got %q", g)
 	}
 	return tm, ok
 }
 
+// parseTimestamp reads "YYMMDDhhmmss" plus an optional S/W flag as wall
+// clock time in loc. It returns a zero time and true for the meters' "not
+// set" markers, and false when g is not a timestamp.
 func parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
+	var z zoneCache
+	return z.parseTimestamp(g, loc)
+}
+
+// zoneCache remembers a few stretches of time over which a location keeps
+// one UTC offset. A telegram carries up to 30 timestamps (13 months of peak
+// history, the failure log), and time.Date searches the zone's transitions
+// for each one that is not in the current offset; with the stretch known, a
+// wall-clock time well inside it converts with arithmetic alone.
+type zoneCache struct {
+	spans [4]zoneSpan
+	next  int
+}
+
+type zoneSpan struct {
+	loc        *time.Location
+	start, end int64 // unix seconds, [start, end)
+	off        int64 // seconds east of UTC
+	dst        bool
+}
+
+// zoneMargin keeps the fast path away from a stretch's ends: a wall-clock
+// time converted with the stretch's offset that lands at least this far
+// inside it has no other reading in any zone (no zone ever moved its clock
+// by more than a day), so it is what time.Date would return.
+const zoneMargin = 48 * 3600
+
+func (z *zoneCache) parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
 	if len(g) != 12 && len(g) != 13 {
 		return time.Time{}, false
 	}
@@ -57,7 +89,48 @@ func parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
 	if (yy == 0 || yy == 70) && mo == 1 && d == 1 {
 		return time.Time{}, true // unset clock / empty log entry
 	}
-	return resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag), true
+	wall := daysSinceEpoch(2000+yy, mo, d)*86400 + int64(h*3600+mi*60+s)
+	for i := range z.spans {
+		sp := &z.spans[i]
+		if sp.loc != loc {
+			continue
+		}
+		u := wall - sp.off
+		if u >= sp.start+zoneMargin && u < sp.end-zoneMargin && (flag == 0 || (flag == 's') == sp.dst) {
+			return time.Unix(u, 0).In(loc), true
+		}
+	}
+	t := resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag)
+	z.learn(t, loc)
+	return t, true
+}
+
+// learn remembers the stretch of loc's zone that holds t.
+func (z *zoneCache) learn(t time.Time, loc *time.Location) {
+	start, end := t.ZoneBounds()
+	_, off := t.Zone()
+	sp := zoneSpan{loc: loc, start: math.MinInt64 / 2, end: math.MaxInt64 / 2, off: int64(off), dst: t.IsDST()}
+	if !start.IsZero() {
+		sp.start = start.Unix()
+	}
+	if !end.IsZero() {
+		sp.end = end.Unix()
+	}
+	z.spans[z.next] = sp
+	z.next = (z.next + 1) % len(z.spans)
+}
+
+// daysSinceEpoch returns the days from 1970-01-01 to y-m-d in the proleptic
+// Gregorian calendar (y ≥ 1).
+func daysSinceEpoch(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400                     // [0, 399]
+	doy := (153*((m+9)%12)+2)/5 + d - 1    // [0, 365], from March 1st
+	doe := yoe*365 + yoe/4 - yoe/100 + doy // [0, 146096]
+	return int64(era*146097+doe) - 719468
 }
 
 func daysIn(m, y int) int {

@@ -191,6 +191,8 @@ type lineParser struct {
 
 	ng int
 	g  [maxGroups][2]int // group bounds within text, parentheses excluded
+
+	zones zoneCache // kept from telegram to telegram
 }
 
 // lineParser returns t's line parser, reset for a telegram in loc. It lives
