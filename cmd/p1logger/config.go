@@ -31,6 +31,7 @@ type rawConfig struct {
 	RollupInterval  string `env:"P1_ROLLUP_INTERVAL" envDefault:"1m"`
 	IdleTimeout     string `env:"P1_IDLE_TIMEOUT" envDefault:"10s"`
 	SpoolDir        string `env:"P1_SPOOL_DIR"`
+	SpoolMaxBytes   string `env:"P1_SPOOL_MAX_BYTES"`
 	// P1_HTTP_ADDR has no envDefault: the library would also apply it to an
 	// empty value, and empty means "disabled". loadConfig applies ":9188"
 	// only when the variable is not set at all.
@@ -57,6 +58,7 @@ type config struct {
 	InfluxBucket   string
 	Location       *time.Location
 	SpoolDir       string
+	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (the spool's default)
 	HTTPAddr       string // empty: no HTTP server
 	LogLevel       slog.Level
 	LogJSON        bool
@@ -147,6 +149,16 @@ func loadConfig(environ []string) (*config, error) {
 		if fi, err := os.Stat(raw.SpoolDir); err == nil && !fi.IsDir() {
 			return nil, fmt.Errorf("P1_SPOOL_DIR: %q is not a directory; want a directory for the write buffer (it is created if missing)", raw.SpoolDir)
 		}
+	}
+	if raw.SpoolMaxBytes != "" {
+		n, ok := parseSize(raw.SpoolMaxBytes)
+		if !ok {
+			return nil, fmt.Errorf("P1_SPOOL_MAX_BYTES: %q is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB", raw.SpoolMaxBytes)
+		}
+		if n < minSpoolMaxBytes {
+			return nil, fmt.Errorf("P1_SPOOL_MAX_BYTES: %q is too small; want at least 1MiB", raw.SpoolMaxBytes)
+		}
+		cfg.SpoolMaxBytes = n
 	}
 
 	cfg.HTTPAddr = raw.HTTPAddr
@@ -275,6 +287,39 @@ func parseGateway(s string) (gatewaySpec, error) {
 		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)
 	}
 	return gatewaySpec{Name: name, Addr: net.JoinHostPort(host, port)}, nil
+}
+
+// minSpoolMaxBytes is the smallest P1_SPOOL_MAX_BYTES: a spool that holds
+// less than minutes of a few meters is a mistake.
+const minSpoolMaxBytes = 1 << 20
+
+// sizeUnits are the units parseSize accepts, longest first.
+var sizeUnits = []struct {
+	name string
+	mul  int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
+	{"b", 1},
+}
+
+// parseSize parses a byte count such as 134217728, 128MiB, 100MB or 1g
+// (single letters are binary units). Units are case-insensitive.
+func parseSize(s string) (int64, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mul := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.name) {
+			s, mul = strings.TrimSpace(strings.TrimSuffix(s, u.name)), u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mul {
+		return 0, false
+	}
+	return n * mul, true
 }
 
 func validPort(p string, zeroOK bool) bool {

@@ -55,6 +55,7 @@ func TestConfigAll(t *testing.T) {
 		"P1_ROLLUP_INTERVAL=30s",
 		"P1_IDLE_TIMEOUT=20s",
 		"P1_SPOOL_DIR=" + t.TempDir(),
+		"P1_SPOOL_MAX_BYTES=2GiB",
 		"P1_HTTP_ADDR=",
 		"P1_LOG_LEVEL=DEBUG",
 		"P1_LOG_FORMAT=json",
@@ -74,6 +75,9 @@ func TestConfigAll(t *testing.T) {
 	}
 	if cfg.InfluxToken != "user:secret" || cfg.InfluxOrg != "home" || cfg.InfluxBucket != "p1/autogen" {
 		t.Errorf("influx %q %q %q", cfg.InfluxToken, cfg.InfluxOrg, cfg.InfluxBucket)
+	}
+	if cfg.SpoolMaxBytes != 2<<30 {
+		t.Errorf("spool max %d", cfg.SpoolMaxBytes)
 	}
 	if cfg.Location.String() != "Europe/Brussels" || cfg.HTTPAddr != "" || cfg.LogLevel != slog.LevelDebug || !cfg.LogJSON {
 		t.Errorf("cfg %+v", cfg)
@@ -121,6 +125,9 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{gw, "P1_INFLUX_BUCKET=my bucket"}, `P1_INFLUX_BUCKET: "my bucket" contains white space; want a bucket name (1.8: database/retention-policy)`},
 		{[]string{gw, "P1_TIMEZONE=Europe/Brusels"}, `P1_TIMEZONE: "Europe/Brusels" is not a known time zone; want an IANA name such as Europe/Brussels`},
 		{[]string{gw, "P1_SPOOL_DIR=" + notDir}, `P1_SPOOL_DIR: "` + notDir + `" is not a directory; want a directory for the write buffer (it is created if missing)`},
+		{[]string{gw, "P1_SPOOL_MAX_BYTES=lots"}, `P1_SPOOL_MAX_BYTES: "lots" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
+		{[]string{gw, "P1_SPOOL_MAX_BYTES=-5MB"}, `P1_SPOOL_MAX_BYTES: "-5MB" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
+		{[]string{gw, "P1_SPOOL_MAX_BYTES=512KiB"}, `P1_SPOOL_MAX_BYTES: "512KiB" is too small; want at least 1MiB`},
 		{[]string{gw, "P1_HTTP_ADDR=9188"}, `P1_HTTP_ADDR: "9188" is not host:port; want e.g. :9188 or 127.0.0.1:9188 (empty disables)`},
 		{[]string{gw, "P1_LOG_LEVEL=verbose"}, `P1_LOG_LEVEL: "verbose" is not a level; want debug, info, warn or error`},
 		{[]string{gw, "P1_LOG_FORMAT=xml"}, `P1_LOG_FORMAT: "xml" is not a format; want text or json`},
@@ -153,5 +160,33 @@ func TestRunBadConfig(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"frobnicate"}, nil, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"134217728", 134217728, true},
+		{"128MiB", 128 << 20, true},
+		{"128 mib", 128 << 20, true},
+		{"100MB", 100e6, true},
+		{"1g", 1 << 30, true},
+		{"2GiB", 2 << 30, true},
+		{"512k", 512 << 10, true},
+		{"10B", 10, true},
+		{"", 0, false},
+		{"MB", 0, false},
+		{"1.5GB", 0, false},
+		{"-1", 0, false},
+		{"99999999999TB", 0, false},
+	}
+	for _, tc := range tests {
+		got, ok := parseSize(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
 	}
 }

@@ -40,10 +40,8 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	if err != nil {
 		return err
 	}
-	if cfg.SpoolDir != "" {
-		log.Warn("P1_SPOOL_DIR is not used yet: points are buffered in memory only", "dir", cfg.SpoolDir)
-	}
-	buf := ingest.NewMemBuffer(memBufferBytes, 1<<20, log.With("component", "buffer"))
+	buf, closeBuf := openBuffer(cfg, log)
+	defer closeBuf() // runs at return, after the writer has stopped
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		DrainTimeout: drainTimeout,
 		Logger:       log.With("component", "writer"),
@@ -145,4 +143,39 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		return cause
 	}
 	return nil
+}
+
+// openBuffer returns the write buffer: the durable spool in P1_SPOOL_DIR, or
+// a memory buffer that loses its contents on restart, and a function that
+// closes it. A spool directory that cannot be used (read-only, no
+// permission, locked by another process) is logged as an error and the
+// memory buffer used instead: exiting would stop the readers too, and a
+// restart loop would lose every reading until someone fixes the directory.
+func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func()) {
+	blog := log.With("component", "buffer")
+	if cfg.SpoolDir == "" {
+		if cfg.SpoolMaxBytes != 0 {
+			log.Warn("P1_SPOOL_MAX_BYTES has no effect without P1_SPOOL_DIR")
+		}
+		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)",
+			"max_bytes", memBufferBytes)
+		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}
+	}
+	sp, err := ingest.OpenSpool(ingest.SpoolConfig{
+		Dir:         cfg.SpoolDir,
+		MaxBytes:    cfg.SpoolMaxBytes,
+		MemoryBytes: memBufferBytes,
+		Logger:      blog,
+	})
+	if err != nil {
+		log.Error("P1_SPOOL_DIR cannot be used; points waiting for influxdb are held in memory only and lost on restart",
+			"dir", cfg.SpoolDir, "reason", err, "max_bytes", memBufferBytes)
+		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}
+	}
+	log.Info("write buffer on disk", "dir", cfg.SpoolDir, "max_bytes", sp.Stats().MaxBytes)
+	return sp, func() {
+		if err := sp.Close(); err != nil {
+			log.Error("spool: close", "reason", err)
+		}
+	}
 }

@@ -18,7 +18,8 @@
 //	P1_TIMEZONE          IANA zone for day and month boundaries; default the host's
 //	P1_ROLLUP_INTERVAL   1m    p1_energy rollups and p1_gateway health points
 //	P1_IDLE_TIMEOUT      10s   a gateway silent this long is redialled
-//	P1_SPOOL_DIR         durable write buffer (not used yet: memory only)
+//	P1_SPOOL_DIR         durable write buffer for InfluxDB outages; empty: memory only (64 MiB)
+//	P1_SPOOL_MAX_BYTES   128MiB  bound of the spool (about 12 days of one meter at 5 s); 500MB, 2GiB…
 //	P1_HTTP_ADDR         :9188 status page, /healthz, /readyz, /metrics, /api/v1/gateways; empty disables
 //	P1_LOG_LEVEL         info  debug, info, warn, error
 //	P1_LOG_FORMAT        text  text or json
@@ -26,7 +27,8 @@
 // A bad value exits with status 2 and one line on stderr naming the
 // variable, the value and the expected form. SIGINT or SIGTERM stops the
 // readers, writes the last cycle, drains the write buffer to InfluxDB for
-// at most 10 s, and exits 0.
+// at most 10 s (with P1_SPOOL_DIR, what InfluxDB does not take stays in the
+// spool for the next start), and exits 0.
 //
 // Goroutines, in the order they stop: one ingest.Reader per gateway and the
 // HTTP server (stopped by the signal); the ingest.Batcher and the

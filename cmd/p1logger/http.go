@@ -64,7 +64,8 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	return nil
 }
 
-// readyz answers 200 when InfluxDB answers its ping and at least one gateway
+// readyz answers 200 when InfluxDB answers its ping, it did not reject the
+// token on the last write, and at least one gateway
 // is connected, 503 with the reasons otherwise.
 func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
@@ -72,6 +73,9 @@ func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.sink.Ping(ctx); err != nil {
 		problems = append(problems, "influxdb unreachable: "+err.Error())
+	}
+	if ws := s.writer.Stats(); ws.TokenRejected {
+		problems = append(problems, "influxdb token rejected (points are kept and retried): "+ws.LastError)
 	}
 	connected := 0
 	for _, g := range s.gateways {
@@ -142,9 +146,24 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 	single("p1logger_points_written_total", "counter", "Points InfluxDB accepted.", float64(ws.Points))
 	single("p1logger_write_batches_total", "counter", "Write requests InfluxDB accepted.", float64(ws.Batches))
 	single("p1logger_write_errors_total", "counter", "Failed write attempts (each retry counts).", float64(ws.WriteErrors))
-	single("p1logger_points_dropped_total", "counter", "Points InfluxDB refused for good or that did not fit the buffer.", float64(ws.DroppedPoints))
+	bst := ws.Buffer
+	single("p1logger_points_dropped_total", "counter", "Points InfluxDB refused for good or that did not fit the buffer.", float64(ws.DroppedPoints+bst.DroppedPoints))
 	single("p1logger_write_failing", "gauge", "1 while the last write attempt failed and is being retried.", b2f(ws.Failing))
 	single("p1logger_write_buffer_bytes", "gauge", "Bytes of line protocol waiting for InfluxDB.", float64(ws.BufferedBytes))
+	single("p1logger_influx_token_rejected", "gauge", "1 while InfluxDB rejects the token (401/403); points are kept and retried.", b2f(ws.TokenRejected))
+	oldest := 0.0
+	if !bst.Oldest.IsZero() {
+		oldest = max(now.Sub(bst.Oldest).Seconds(), 0)
+	}
+	single("p1logger_spool_bytes", "gauge", "Bytes of the spool's segment files in P1_SPOOL_DIR (0 without it).", float64(bst.DiskBytes))
+	single("p1logger_spool_max_bytes", "gauge", "Bound of the spool files, P1_SPOOL_MAX_BYTES (0 without P1_SPOOL_DIR).", float64(bst.MaxBytes))
+	single("p1logger_spool_batches", "gauge", "Batches waiting for InfluxDB, in the spool or the memory buffer.", float64(bst.Batches))
+	single("p1logger_spool_points", "gauge", "Points waiting for InfluxDB.", float64(bst.Points))
+	single("p1logger_spool_oldest_age_seconds", "gauge", "Age of the oldest batch waiting for InfluxDB; 0 when none waits.", oldest)
+	single("p1logger_spool_replayed_points_total", "counter", "Points delivered after waiting through a failed write, or left by a previous run.", float64(ws.ReplayedPoints))
+	single("p1logger_spool_dropped_points_total", "counter", "Points dropped because the spool or the memory buffer was full.", float64(bst.DroppedPoints))
+	single("p1logger_spool_disk_errors_total", "counter", "Failed writes, fsyncs and removals in P1_SPOOL_DIR.", float64(bst.DiskErrors))
+	single("p1logger_spool_memory_fallback", "gauge", "1 while P1_SPOOL_DIR cannot be written and new points are held in memory.", b2f(bst.MemoryFallback))
 	single("p1logger_cycles_total", "counter", "Write cycles run.", float64(bs.Cycles))
 	single("p1logger_p1_points_total", "counter", "p1 points encoded.", float64(bs.P1Points))
 	single("p1logger_mbus_points_total", "counter", "p1_mbus points encoded.", float64(bs.MBusPoints))
