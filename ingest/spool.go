@@ -109,6 +109,9 @@ type spoolFile interface {
 // removes segments that hold only delivered records. A new segment is begun
 // when the current one would exceed MaxBytes/32 (at most 4 MiB), so that
 // dropping the oldest segment when full frees a small part of the spool.
+// While InfluxDB keeps up, the only segment is emptied (truncated) once it
+// holds more than a sixteenth of that, all of it delivered, so the files
+// stay small and their size shows the backlog.
 //
 // # Durability
 //
@@ -859,6 +862,12 @@ func (s *Spool) Ack(token uint64) {
 	clear(s.mem[:i])
 	s.mem = s.mem[i:]
 	s.writeCursor()
+	// While InfluxDB keeps up, the only segment holds nothing undelivered
+	// after each Ack: emptying it now and then keeps the spool small, so
+	// that its size on disk shows the backlog.
+	if len(s.segs) == 1 && s.segs[0].size > s.segBytes/16 {
+		s.resetTail()
+	}
 }
 
 // skipDelivered moves the read offset past records below token, removing

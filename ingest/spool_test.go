@@ -132,6 +132,33 @@ func TestSpoolPeekAck(t *testing.T) {
 	}
 }
 
+// TestSpoolStaysSmall: while everything is delivered, the spool's single
+// segment is emptied now and then instead of growing to its full size.
+func TestSpoolStaysSmall(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, SpoolConfig{Dir: dir})
+	big := strings.Repeat("x", 1000)
+	maxDisk := int64(0)
+	for i := range 2000 { // 2 MB, half a segment
+		s.Append([]byte(fmt.Sprintf("m v=\"%s\" %d\n", big, i)))
+		b, tok := s.Peek(nil, 1<<20)
+		if !strings.HasSuffix(string(b), fmt.Sprintf(" %d\n", i)) {
+			t.Fatalf("append %d: peeked %q", i, b)
+		}
+		s.Ack(tok)
+		maxDisk = max(maxDisk, s.Stats().DiskBytes)
+	}
+	if lim := int64(4<<20)/16 + 1100; maxDisk > lim {
+		t.Errorf("the spool grew to %d bytes with nothing undelivered, want at most %d", maxDisk, lim)
+	}
+	s.Append([]byte(lines(0, 1)))
+	s.Close()
+	s = openSpool(t, SpoolConfig{Dir: dir})
+	if got := drainAll(t, s, 1<<20); got != lines(0, 1) {
+		t.Errorf("after a restart: %q", got)
+	}
+}
+
 // TestSpoolReopen: what was not acknowledged is delivered after a restart,
 // exactly once, and what was acknowledged is not delivered again.
 func TestSpoolReopen(t *testing.T) {

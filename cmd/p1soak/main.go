@@ -161,8 +161,9 @@ func (g *gateway) good() []sim.Sent {
 
 // watch is what the metrics loop saw.
 type watch struct {
-	peakSpoolBytes  float64
+	peakSpoolBytes  float64 // segment files on disk
 	peakSpoolPoints float64
+	peakBacklog     float64   // bytes of line protocol waiting
 	restartedAt     time.Time // InfluxDB back
 	drainedAt       time.Time // spool empty after that
 	lastMetrics     string
@@ -320,6 +321,7 @@ func soak(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, erro
 		w.lastMetrics = m
 		sb, sp := metric(m, "p1logger_spool_bytes"), metric(m, "p1logger_spool_points")
 		w.peakSpoolBytes, w.peakSpoolPoints = max(w.peakSpoolBytes, sb), max(w.peakSpoolPoints, sp)
+		w.peakBacklog = max(w.peakBacklog, metric(m, "p1logger_write_buffer_bytes"))
 		if !w.restartedAt.IsZero() && w.drainedAt.IsZero() && metric(m, "p1logger_spool_batches") <= 1 && metric(m, "p1logger_write_failing") == 0 {
 			w.drainedAt = time.Now()
 			say("backlog delivered %s after InfluxDB came back (%v points replayed)",
@@ -452,7 +454,8 @@ func report(ctx context.Context, o *options, srv *influxtest.Server, bucket stri
 		ok = false
 	}
 	fmt.Fprintf(out, "outage:                          %s from %s (%s)\n", o.outageFor, o.outageAt, o.mode)
-	fmt.Fprintf(out, "spool peak:                      %.0f bytes, %.0f points\n", w.peakSpoolBytes, w.peakSpoolPoints)
+	fmt.Fprintf(out, "spool peak:                      %.0f bytes on disk, %.0f points (%.0f bytes of line protocol) waiting\n",
+		w.peakSpoolBytes, w.peakSpoolPoints, w.peakBacklog)
 	if o.outageFor > 0 && !w.drainedAt.IsZero() {
 		fmt.Fprintf(out, "backlog delivered:               %s after InfluxDB came back\n", w.drainedAt.Sub(w.restartedAt).Round(100*time.Millisecond))
 	}
