@@ -376,8 +376,10 @@ func (s *Server) Restart(ctx context.Context) error {
 
 // Pause freezes the server with SIGSTOP: the kernel still accepts TCP
 // connections on its ports, but no request is ever answered, as with a hung
-// server. Resume undoes it; Stop and Close also work on a paused server. It
-// returns an error if the server is not running, or ErrExternal.
+// server. It returns once every thread of influxd has stopped (on Linux),
+// since SIGSTOP itself completes asynchronously. Resume undoes it; Stop and
+// Close also work on a paused server. It returns an error if the server is
+// not running or does not stop within 10 s, or ErrExternal.
 func (s *Server) Pause() error {
 	if s.external {
 		return ErrExternal
@@ -391,6 +393,9 @@ func (s *Server) Pause() error {
 		return fmt.Errorf("influxtest: pause: %w", err)
 	}
 	s.paused = true
+	if err := waitStopped(s.proc.cmd.Process.Pid, 10*time.Second); err != nil {
+		return fmt.Errorf("influxtest: pause: %w", err)
+	}
 	return nil
 }
 
