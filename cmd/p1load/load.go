@@ -52,6 +52,8 @@ type result struct {
 	pollErrs              int
 	sent, simSkipped      float64 // p1sim: telegrams written, intervals skipped (a client not reading)
 	connectedEnd          int     // p1sim's clients at the window's end
+	gaps                  []string
+	scrapeSpan            time.Duration // between the midpoints of the two /metrics scrapes
 }
 
 func load(ctx context.Context, o *options, log *slog.Logger) (*result, error) {
@@ -251,11 +253,13 @@ func load(ctx context.Context, o *options, log *slog.Logger) (*result, error) {
 	}
 
 	// The window.
+	s0 := time.Now()
 	m0, err := scrape(ctx, httpAddr)
 	if err != nil {
 		return res, err
 	}
 	ws := time.Now()
+	mid0 := s0.Add(ws.Sub(s0) / 2)
 	cpuU0, cpuS0, err := cpuTimes(p.pid())
 	if err != nil {
 		return res, err
@@ -296,10 +300,12 @@ func load(ctx context.Context, o *options, log *slog.Logger) (*result, error) {
 	res.window = time.Since(ws)
 	res.rssEnd, _ = rss(p.pid())
 	res.rssMax = max(res.rssMax, res.rssEnd)
+	s1 := time.Now()
 	m1, err := scrape(ctx, httpAddr)
 	if err != nil {
 		return res, err
 	}
+	res.scrapeSpan = time.Since(s1)/2 + s1.Sub(mid0)
 	res.loadAfter = loadavg()
 	res.cpu, res.cpuSys, res.simCPU = cpuU1+cpuS1-cpuU0-cpuS0, cpuS1-cpuS0, simCPU1-simCPU0
 	d := func(k string) float64 { return m1[k] - m0[k] }
@@ -319,7 +325,7 @@ func load(ctx context.Context, o *options, log *slog.Logger) (*result, error) {
 	stopPoll()
 	<-pollDone
 	if discard != nil {
-		res.lost, res.lostPoints = discard.lostCycles(names)
+		res.lost, res.lostPoints = discard.lostCycles(names, &res.gaps)
 		res.lagP50, res.lagP99, res.lagMx, res.lagN = discard.lag.quantiles()
 	} else {
 		res.lagP50, res.lagP99, res.lagMx, res.lagN = poller.lag.quantiles()
@@ -331,7 +337,7 @@ func load(ctx context.Context, o *options, log *slog.Logger) (*result, error) {
 		for i := 0; i*1000 < o.gateways; i++ {
 			prefixes = append(prefixes, fmt.Sprintf("gw%02d", i))
 		}
-		res.lost, res.lostPoints, res.lostErr = influxLost(ctx, influx, db, w, names, prefixes)
+		res.lost, res.lostPoints, res.lostErr = influxLost(ctx, influx, db, w, names, prefixes, &res.gaps)
 	}
 	log.Info("stopping p1logger")
 	res.exitErr = p.stop(stopTimeout)
@@ -351,6 +357,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (r *result) print(w io.Writer, o *options) {
 	secs := r.window.Seconds()
+	// Counters come from two /metrics scrapes, which take a while at
+	// thousands of gateways: rates use the time between their midpoints,
+	// CPU per telegram the telegrams at that rate over the CPU window.
+	rsecs := r.scrapeSpan.Seconds()
+	if rsecs == 0 {
+		rsecs = secs
+	}
+	telInWindow := r.telegrams / rsecs * secs
 	printf(w, "p1load: %d gateways, cycle %v, sink %s, window %v, p1logger GOMAXPROCS=%s, %d CPUs, %s\n",
 		o.gateways, o.cycle, o.sink, r.window.Round(time.Millisecond), gmp(o.gomaxprocs), runtime.NumCPU(), runtime.Version())
 	printf(w, "  load average           before %s, after window %s\n", r.loadBefore, r.loadAfter)
@@ -362,15 +376,16 @@ func (r *result) print(w io.Writer, o *options) {
 	if secs == 0 {
 		return
 	}
-	printf(w, "  telegrams/s parsed     %.0f (%.0f in the window; p1sim sent %.0f and skipped %.0f for a slow reader; %.0f crc/parse errors, %.0f reconnects; %d connected at the end)\n",
-		r.telegrams/secs, r.telegrams, r.sent, r.simSkipped, r.parseErrors, r.reconnects, r.connectedEnd)
+	printf(w, "  counters               from two /metrics scrapes %.1f s apart (midpoints)\n", rsecs)
+	printf(w, "  telegrams/s parsed     %.0f (%.0f between the scrapes; p1sim sent %.0f and skipped %.0f for a slow reader; %.0f crc/parse errors, %.0f reconnects; %d connected at the end)\n",
+		r.telegrams/rsecs, r.telegrams, r.sent, r.simSkipped, r.parseErrors, r.reconnects, r.connectedEnd)
 	printf(w, "  points/s written       %.0f (p1 points/s %.0f; %.0f cycles; last cycle encoded in %.1f ms)\n",
-		r.pointsWritten/secs, r.p1Points/secs, r.cycles, r.lastCycle*1000)
+		r.pointsWritten/rsecs, r.p1Points/rsecs, r.cycles, r.lastCycle*1000)
 	printf(w, "  write errors, dropped  %.0f, %.0f\n", r.writeErrors, r.dropped)
 	if r.telegrams > 0 {
 		printf(w, "  p1logger CPU           %.2f s in %.0f s = %.1f%% of one core (%.0f%% of it in the kernel); %.3f s per 1,000 telegrams (%.1f µs per telegram)\n",
 			r.cpu.Seconds(), secs, 100*r.cpu.Seconds()/secs, 100*r.cpuSys.Seconds()/max(r.cpu.Seconds(), 1e-9),
-			r.cpu.Seconds()/r.telegrams*1000, r.cpu.Seconds()/r.telegrams*1e6)
+			r.cpu.Seconds()/telInWindow*1000, r.cpu.Seconds()/telInWindow*1e6)
 		printf(w, "  p1logger start-up CPU  %.2f s from its start to the window (dialling, rollup recovery, warm-up %v)\n",
 			r.startCPU.Seconds(), o.warmup)
 	}
@@ -393,6 +408,9 @@ func (r *result) print(w io.Writer, o *options) {
 	} else {
 		printf(w, "  lost cycles            %d (gateway×cycle slots of the window without a p1 point; %d points checked, about %d expected)\n",
 			r.lost, r.lostPoints, o.gateways*int(r.window/o.cycle))
+	}
+	for _, g := range r.gaps {
+		printf(w, "    %s\n", g)
 	}
 	exit := "0"
 	if r.exitErr != nil {

@@ -34,18 +34,27 @@ func (w window) lostBetween(d time.Duration) int {
 	return max(n-1, 0)
 }
 
-// lost counts the lost cycles of one gateway's sorted point times.
-func (w window) lost(times []time.Time) int {
+// lost counts the lost cycles of one gateway's sorted point times, and
+// adds a description of each gap to gaps (up to 20 in all).
+func (w window) lost(gw string, times []time.Time, gaps *[]string) int {
 	prev := w.start
 	n := 0
+	note := func(a, b time.Time, k int) {
+		if k > 0 && len(*gaps) < 20 {
+			*gaps = append(*gaps, fmt.Sprintf("%s: no point from %s to %s (+%.1fs, +%.1fs into the window)",
+				gw, a.Format("15:04:05.000"), b.Format("15:04:05.000"), b.Sub(a).Seconds(), a.Sub(w.start).Seconds()))
+		}
+		n += k
+	}
 	for _, t := range times {
 		if !w.contains(t) {
 			continue
 		}
-		n += w.lostBetween(t.Sub(prev))
+		note(prev, t, w.lostBetween(t.Sub(prev)))
 		prev = t
 	}
-	return n + w.lostBetween(w.end.Sub(prev))
+	note(prev, w.end, w.lostBetween(w.end.Sub(prev)))
+	return n
 }
 
 // lagStats collects end-to-end lags.
@@ -193,13 +202,13 @@ func p1Point(l []byte) (string, time.Time, bool) {
 }
 
 // lostCycles counts the window's lost cycles over the gateways named.
-func (d *discardSink) lostCycles(names []string) (lost, points int) {
+func (d *discardSink) lostCycles(names []string, gaps *[]string) (lost, points int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, n := range names {
 		ts := d.times[n]
 		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-		lost += d.win.lost(ts)
+		lost += d.win.lost(n, ts, gaps)
 		points += len(ts)
 	}
 	return lost, points
@@ -284,7 +293,7 @@ func (p *lagPoller) run(ctx context.Context) {
 
 // influxLost queries every gateway's p1 points in the window, in batches
 // of gateways sharing a name prefix, and counts the lost cycles.
-func influxLost(ctx context.Context, srv *influxtest.Server, db string, w window, names []string, prefixes []string) (lost, points int, err error) {
+func influxLost(ctx context.Context, srv *influxtest.Server, db string, w window, names []string, prefixes []string, gaps *[]string) (lost, points int, err error) {
 	got := map[string][]time.Time{}
 	for _, pre := range prefixes {
 		q := fmt.Sprintf("SELECT power_net_w FROM p1 WHERE time >= '%s' AND time <= '%s' AND gateway =~ /^%s/ GROUP BY gateway",
@@ -312,7 +321,7 @@ func influxLost(ctx context.Context, srv *influxtest.Server, db string, w window
 	for _, n := range names {
 		ts := got[n]
 		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-		lost += w.lost(ts)
+		lost += w.lost(n, ts, gaps)
 		points += len(ts)
 	}
 	return lost, points, nil
