@@ -221,23 +221,7 @@ func (s *status) apiGateways(w http.ResponseWriter, r *http.Request) {
 		Gateways []gatewayJSON `json:"gateways"`
 	}{Gateways: make([]gatewayJSON, 0, len(s.gateways))}
 	for _, g := range s.gateways {
-		st := g.Stats()
-		j := gatewayJSON{
-			Name: st.Name, Address: st.Addr, Connected: st.Connected, LastError: st.LastError,
-			Telegrams: st.Telegrams, CRCErrors: st.CRCErrors, ParseErrors: st.ParseErrors,
-			DroppedTelegrams: st.Dropped, Reconnects: st.Reconnects, SkippedBytes: st.SkippedBytes,
-		}
-		if !st.Since.IsZero() {
-			j.Since = &st.Since
-		}
-		if !st.LastTelegram.IsZero() {
-			age := now.Sub(st.LastTelegram).Seconds()
-			j.LastTelegram, j.LastTelegramAgeS = &st.LastTelegram, &age
-		}
-		if latest, _, ok := g.AppendLatestJSON(nil); ok {
-			j.Latest = latest
-		}
-		out.Gateways = append(out.Gateways, j)
+		out.Gateways = append(out.Gateways, newGatewayJSON(g, now))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
