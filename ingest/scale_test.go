@@ -104,7 +104,7 @@ func BenchmarkGateways(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	connectTime := time.Since(t0)
-	time.Sleep(2 * time.Second) // every parse target and scanner buffer warm
+	time.Sleep(2 * time.Second) // every slot, pool and stack at its steady size
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	perGW := float64(int64(after.HeapInuse+after.StackInuse)-int64(before.HeapInuse+before.StackInuse)) / float64(n)
