@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,8 +23,8 @@ import (
 	"time"
 
 	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/internal/cyclecheck"
 	"github.com/p1logger/p1logger/internal/influxtest"
-	"github.com/p1logger/p1logger/parser"
 	"github.com/p1logger/p1logger/sim"
 )
 
@@ -111,79 +110,6 @@ func startSims(t *testing.T, n int) ([]*simGateway, string) {
 	return gws, "P1_GATEWAYS=" + strings.Join(list, ",")
 }
 
-// rowMatches reports whether a p1 row holds exactly the telegram's values.
-func rowMatches(row influxtest.Row, s *sim.Sent) bool {
-	if row["meter_id"] != s.MeterID {
-		return false
-	}
-	for f := parser.Field(0); int(f) < parser.NumP1Fields; f++ {
-		d, ok := s.Get(f)
-		got := row[f.Name()]
-		if !ok {
-			if got != nil {
-				return false
-			}
-			continue
-		}
-		var want any = d.Float64()
-		if f.IsInteger() {
-			want = d.Int
-		}
-		if got != want {
-			return false
-		}
-	}
-	return true
-}
-
-// cycleCheck compares a gateway's p1 points with the good telegrams it sent:
-// each telegram must be one point, in order.
-type cycleCheck struct {
-	sent, found, missing, duplicated, unexpected int
-	missingAt                                    []time.Time // when the missing telegrams were sent
-}
-
-func checkCycles(rows []influxtest.Row, sent []sim.Sent) cycleCheck {
-	sort.SliceStable(rows, func(i, j int) bool {
-		return rows[i]["_time"].(time.Time).Before(rows[j]["_time"].(time.Time))
-	})
-	c := cycleCheck{sent: len(sent)}
-	i := 0
-	for _, r := range rows {
-		if i < len(sent) && rowMatches(r, &sent[i]) {
-			c.found++
-			i++
-			continue
-		}
-		if i > 0 && rowMatches(r, &sent[i-1]) {
-			c.duplicated++ // the same telegram twice, at another time
-			continue
-		}
-		k := -1
-		for j := i + 1; j < len(sent) && j < i+1000; j++ {
-			if rowMatches(r, &sent[j]) {
-				k = j
-				break
-			}
-		}
-		if k < 0 {
-			c.unexpected++
-			continue
-		}
-		for ; i < k; i++ {
-			c.missing++
-			c.missingAt = append(c.missingAt, sent[i].At)
-		}
-		c.found++
-		i++
-	}
-	for ; i < len(sent); i++ {
-		c.missing++
-		c.missingAt = append(c.missingAt, sent[i].At)
-	}
-	return c
-}
-
 // assertEveryCycle checks, per gateway, that every good telegram sent up to
 // before is exactly one p1 point in bucket. Telegrams sent at or after
 // before (during shutdown) may be missing. exclude, if not nil, leaves out
@@ -199,17 +125,17 @@ func assertEveryCycle(t *testing.T, srv *influxtest.Server, bucket string, gws [
 				sent = append(sent, s)
 			}
 		}
-		c := checkCycles(rows[name], sent)
+		c := cyclecheck.Cycles(rows[name], sent)
 		var lost []time.Time
-		for _, at := range c.missingAt {
+		for _, at := range c.MissingAt {
 			if at.Before(before) {
 				lost = append(lost, at)
 			}
 		}
 		t.Logf("%s: %d telegrams sent, %d points found, %d missing (%d before the end), %d duplicated, %d unexpected",
-			name, c.sent, c.found, c.missing, len(lost), c.duplicated, c.unexpected)
-		if len(lost) > 0 || c.duplicated > 0 || c.unexpected > 0 || c.found < 10 {
-			t.Errorf("%s: cycles lost at %v; %d duplicated, %d unexpected, %d found", name, lost, c.duplicated, c.unexpected, c.found)
+			name, c.Expected, c.Found, c.Missing, len(lost), c.Duplicated, c.Unexpected)
+		if len(lost) > 0 || c.Duplicated > 0 || c.Unexpected > 0 || c.Found < 10 {
+			t.Errorf("%s: cycles lost at %v; %d duplicated, %d unexpected, %d found", name, lost, c.Duplicated, c.Unexpected, c.Found)
 		}
 	}
 }

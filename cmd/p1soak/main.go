@@ -40,15 +40,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/p1logger/p1logger/internal/cyclecheck"
 	"github.com/p1logger/p1logger/internal/influxtest"
-	"github.com/p1logger/p1logger/parser"
 	"github.com/p1logger/p1logger/sim"
 )
 
@@ -427,27 +426,27 @@ func report(ctx context.Context, o *options, srv *influxtest.Server, bucket stri
 		if g.faulty {
 			c = checkFaulty(byGW[g.name], sent)
 		} else {
-			c = checkCycles(byGW[g.name], sent)
-			tot.expected += c.expected
-			tot.found += c.found
-			tot.missing += c.missing
-			tot.duplicated += c.duplicated
-			tot.unexpected += c.unexpected
+			c = cyclecheck.Cycles(byGW[g.name], sent)
+			tot.Expected += c.Expected
+			tot.Found += c.Found
+			tot.Missing += c.Missing
+			tot.Duplicated += c.Duplicated
+			tot.Unexpected += c.Unexpected
 		}
-		exp := strconv.Itoa(c.expected)
+		exp := strconv.Itoa(c.Expected)
 		if g.faulty {
 			exp = "-"
 		}
-		fmt.Fprintf(out, "%-10s %9s %9d %8s %11d %11d\n", g.name, exp, c.found, dash(g.faulty, c.missing), c.duplicated, c.unexpected)
-		if c.missing > 0 && !g.faulty {
+		fmt.Fprintf(out, "%-10s %9s %9d %8s %11d %11d\n", g.name, exp, c.Found, dash(g.faulty, c.Missing), c.Duplicated, c.Unexpected)
+		if c.Missing > 0 && !g.faulty {
 			ok = false
-			fmt.Fprintf(out, "           missing telegrams sent at: %s\n", times(c.missingAt))
+			fmt.Fprintf(out, "           missing telegrams sent at: %s\n", times(c.MissingAt))
 		}
-		if c.duplicated > 0 || c.unexpected > 0 {
+		if c.Duplicated > 0 || c.Unexpected > 0 {
 			ok = false
 		}
 	}
-	fmt.Fprintf(out, "%-10s %9d %9d %8d %11d %11d\n", "clean", tot.expected, tot.found, tot.missing, tot.duplicated, tot.unexpected)
+	fmt.Fprintf(out, "%-10s %9d %9d %8d %11d %11d\n", "clean", tot.Expected, tot.Found, tot.Missing, tot.Duplicated, tot.Unexpected)
 
 	fmt.Fprintf(out, "\np1 points in InfluxDB:           %d (p1logger's batcher produced %.0f)\n", len(rows), produced)
 	if float64(len(rows)) != produced {
@@ -499,82 +498,7 @@ func times(ts []time.Time) string {
 }
 
 // check is the comparison of a gateway's points with its telegrams.
-type check struct {
-	expected, found, missing, duplicated, unexpected int
-	missingAt                                        []time.Time
-}
-
-// rowMatches reports whether a p1 row holds exactly the telegram's values.
-func rowMatches(row influxtest.Row, s *sim.Sent) bool {
-	if row["meter_id"] != s.MeterID {
-		return false
-	}
-	for f := parser.Field(0); int(f) < parser.NumP1Fields; f++ {
-		d, ok := s.Get(f)
-		got := row[f.Name()]
-		if !ok {
-			if got != nil {
-				return false
-			}
-			continue
-		}
-		var want any = d.Float64()
-		if f.IsInteger() {
-			want = d.Int
-		}
-		if got != want {
-			return false
-		}
-	}
-	return true
-}
-
-func sortRows(rows []influxtest.Row) {
-	sort.SliceStable(rows, func(i, j int) bool {
-		return rows[i]["_time"].(time.Time).Before(rows[j]["_time"].(time.Time))
-	})
-}
-
-// checkCycles walks the points in time order against the good telegrams in
-// the order they were sent: each telegram must be the next point.
-func checkCycles(rows []influxtest.Row, sent []sim.Sent) check {
-	sortRows(rows)
-	c := check{expected: len(sent)}
-	i := 0
-	for _, r := range rows {
-		if i < len(sent) && rowMatches(r, &sent[i]) {
-			c.found++
-			i++
-			continue
-		}
-		if i > 0 && rowMatches(r, &sent[i-1]) {
-			c.duplicated++
-			continue
-		}
-		k := -1
-		for j := i + 1; j < len(sent) && j < i+10000; j++ {
-			if rowMatches(r, &sent[j]) {
-				k = j
-				break
-			}
-		}
-		if k < 0 {
-			c.unexpected++
-			continue
-		}
-		for ; i < k; i++ {
-			c.missing++
-			c.missingAt = append(c.missingAt, sent[i].At)
-		}
-		c.found++
-		i++
-	}
-	for ; i < len(sent); i++ {
-		c.missing++
-		c.missingAt = append(c.missingAt, sent[i].At)
-	}
-	return c
-}
+type check = cyclecheck.Result
 
 // checkFaulty checks that every point of a faulty gateway is a telegram it
 // sent intact, in order, each at most once. Telegrams may be missing by
@@ -582,25 +506,25 @@ func checkCycles(rows []influxtest.Row, sent []sim.Sent) check {
 // same values (a quiet meter, or one telegram sent again on a new
 // connection) are two telegrams.
 func checkFaulty(rows []influxtest.Row, sent []sim.Sent) check {
-	sortRows(rows)
+	cyclecheck.SortRows(rows)
 	c := check{}
 	next := 0 // the first telegram no point has used yet
 	for _, r := range rows {
 		k := -1
 		for j := next; j < len(sent); j++ {
-			if rowMatches(r, &sent[j]) {
+			if cyclecheck.RowMatches(r, &sent[j]) {
 				k = j
 				break
 			}
 		}
 		switch {
 		case k >= 0:
-			c.found++
+			c.Found++
 			next = k + 1
 		case next > 0 && matchesBefore(r, sent[:next]):
-			c.duplicated++
+			c.Duplicated++
 		default:
-			c.unexpected++
+			c.Unexpected++
 		}
 	}
 	return c
@@ -608,7 +532,7 @@ func checkFaulty(rows []influxtest.Row, sent []sim.Sent) check {
 
 func matchesBefore(r influxtest.Row, sent []sim.Sent) bool {
 	for j := range sent {
-		if rowMatches(r, &sent[j]) {
+		if cyclecheck.RowMatches(r, &sent[j]) {
 			return true
 		}
 	}

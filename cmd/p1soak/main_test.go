@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/internal/cyclecheck"
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/parser"
 	"github.com/p1logger/p1logger/sim"
@@ -69,15 +70,15 @@ func TestCheckCycles(t *testing.T) {
 	// A faulty gateway may lose telegrams; a telegram sent twice (as on a
 	// new connection) may be two points, but one sent once may not.
 	twice := append(sent[:3:3], sent[2:]...)
-	if c := checkFaulty(append(pick(0, 2), dup, rows[4]), twice); c.found != 4 || c.duplicated != 0 || c.unexpected != 0 {
+	if c := checkFaulty(append(pick(0, 2), dup, rows[4]), twice); c.Found != 4 || c.Duplicated != 0 || c.Unexpected != 0 {
 		t.Errorf("faulty, a telegram sent twice: %+v", c)
 	}
-	if c := checkFaulty(append(pick(0, 2), dup, rows[4]), sent); c.found != 3 || c.duplicated != 1 || c.unexpected != 0 {
+	if c := checkFaulty(append(pick(0, 2), dup, rows[4]), sent); c.Found != 3 || c.Duplicated != 1 || c.Unexpected != 0 {
 		t.Errorf("faulty, a telegram written twice: %+v", c)
 	}
 	for _, tc := range tests {
-		c := checkCycles(tc.rows, sent)
-		if c.found != tc.found || c.missing != tc.missing || c.duplicated != tc.duplicated || c.unexpected != tc.unexpected || c.expected != tc.expect {
+		c := cyclecheck.Cycles(tc.rows, sent)
+		if c.Found != tc.found || c.Missing != tc.missing || c.Duplicated != tc.duplicated || c.Unexpected != tc.unexpected || c.Expected != tc.expect {
 			t.Errorf("%s: %+v", tc.name, c)
 		}
 	}
