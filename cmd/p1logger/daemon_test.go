@@ -137,11 +137,17 @@ func byGateway(rows []influxtest.Row) map[string][]influxtest.Row {
 // address and a function that stops it (as SIGTERM does) and returns its error.
 func startDaemon(t *testing.T, env []string) (string, func() error) {
 	t.Helper()
+	return startDaemonTo(t, env, testWriter{t})
+}
+
+// startDaemonTo is startDaemon with the daemon's log written to logw.
+func startDaemonTo(t *testing.T, env []string, logw io.Writer) (string, func() error) {
+	t.Helper()
 	cfg, err := loadConfig(append([]string{"P1_HTTP_ADDR=127.0.0.1:0", "P1_TIMEZONE=Europe/Brussels"}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)

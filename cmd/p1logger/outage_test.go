@@ -61,38 +61,8 @@ func (l *logBuffer) String() string {
 // startDaemonLogged is startDaemon with the log kept for assertions.
 func startDaemonLogged(t *testing.T, env []string) (string, *logBuffer, func() error) {
 	t.Helper()
-	cfg, err := loadConfig(append([]string{"P1_HTTP_ADDR=127.0.0.1:0", "P1_TIMEZONE=Europe/Brussels"}, env...))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &logBuffer{t: t}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- daemon(ctx, cfg, log, func(a string) { addrc <- a }) }()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("daemon stopped at start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not listen")
-	}
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(30 * time.Second):
-				stopErr = fmt.Errorf("daemon did not stop within 30s")
-			}
-		})
-		return stopErr
-	}
-	t.Cleanup(func() { stop() })
+	addr, stop := startDaemonTo(t, env, logs)
 	return "http://" + addr, logs, stop
 }
 
