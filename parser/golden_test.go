@@ -24,10 +24,11 @@ func mustLoad(name string) *time.Location {
 	return loc
 }
 
-// telegramFiles returns every capture under ../testdata used as a golden case.
+// telegramFiles returns every telegram under ../testdata used as a golden
+// case: real captures, hand-made bad cases and the simulator's telegrams.
 func telegramFiles(t testing.TB) []string {
 	var files []string
-	for _, dir := range []string{"../testdata/telegrams", "../testdata/bad"} {
+	for _, dir := range []string{"../testdata/telegrams", "../testdata/bad", "../testdata/sim"} {
 		m, err := filepath.Glob(filepath.Join(dir, "*.txt"))
 		if err != nil {
 			t.Fatal(err)
