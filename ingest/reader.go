@@ -93,6 +93,7 @@ type Reader struct {
 	dial rateLimit // repeated dial failures
 
 	failedDials int // dials failed in a row
+	accepted    int // telegrams accepted on the current connection
 }
 
 // NewReader returns a Reader for g. It does not dial: Run does.
@@ -247,46 +248,127 @@ func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (
 
 	r.sp = parser.Splitter{}
 	r.pend = r.pend[:0]
-	read := plainRead
-	if sc, ok := conn.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			read = rawRead(rc)
-		}
-	}
-	accepted := 0
+	r.accepted = 0
 	var err error
-	for {
-		// The deadline is the runtime poller's timer of this socket: no
-		// timer of our own, and no system call to move it.
-		if err = conn.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout)); err != nil {
-			break
+	if sc, ok := conn.(syscall.Conn); ok {
+		var rc syscall.RawConn
+		if rc, err = sc.SyscallConn(); err == nil {
+			err = r.serveRaw(conn, rc, bo)
 		}
-		var bp *[]byte
-		var n int
-		bp, n, err = read(conn)
-		if n > 0 {
-			k := r.frames((*bp)[:n], false)
-			if k > 0 && accepted == 0 {
-				bo.Reset()
-			}
-			accepted += k
-		}
-		if bp != nil {
-			readPool.Put(bp)
-		}
-		if err != nil {
-			break
-		}
+	} else {
+		err = r.servePlain(conn, bo)
 	}
 	if err == io.EOF {
 		// Whatever follows the last "/" is a cut telegram: it is reported.
-		accepted += r.frames(nil, true)
+		r.accepted += r.frames(nil, true)
 	}
 	r.pend = r.pend[:0]
 	if cap(r.pend) > maxPend {
 		r.pend = nil
 	}
-	return accepted, r.endReason(err)
+	return r.accepted, r.endReason(err)
+}
+
+// probeAfter is how long serveRaw waits after a read before it checks, with
+// a read of its own, whether the gateway closed the connection: a meter
+// sending every second never lets it pass.
+const probeAfter = 2 * time.Second
+
+// serveRaw reads conn through its file descriptor. The callback of
+// RawConn.Read reads what the socket has into a pooled buffer, frames it and
+// gives the buffer back, then asks the runtime's poller to wait for more, in
+// one RawConn.Read for as long as bytes keep coming. That is one read(2) per
+// arrival: a read that drained the socket (returned less than the buffer
+// holds) is not followed by another that would only say EAGAIN, because the
+// poller remembers any byte that arrived since, and wakes the callback again
+// at once.
+//
+// What the poller cannot tell is a close (FIN) that arrived together with
+// the last bytes: only a read sees it. So the wait after bytes is cut short
+// at probeAfter, and the callback reads once more: EAGAIN (the usual answer,
+// for a meter that sends less often) means waiting on until the idle timeout,
+// counted from the last bytes.
+func (r *Reader) serveRaw(conn net.Conn, rc syscall.RawConn, bo backoff.BackOff) error {
+	probe := min(probeAfter, r.cfg.IdleTimeout)
+	last := time.Now()
+	deadline := last.Add(r.cfg.IdleTimeout)
+	var rerr error
+	read := func(fd uintptr) bool {
+		for {
+			bp := readPool.Get().(*[]byte)
+			n, err := syscall.Read(int(fd), *bp)
+			switch {
+			case err == syscall.EINTR:
+				readPool.Put(bp)
+				continue
+			case err == syscall.EAGAIN:
+				readPool.Put(bp)
+				return false // wait until readable, or the deadline
+			case err != nil:
+				readPool.Put(bp)
+				rerr = os.NewSyscallError("read", err)
+				return true
+			case n <= 0:
+				readPool.Put(bp)
+				rerr = io.EOF
+				return true
+			}
+			r.took(r.frames((*bp)[:n], false), bo)
+			readPool.Put(bp)
+			last = time.Now()
+			if rerr = conn.SetReadDeadline(last.Add(probe)); rerr != nil {
+				return true
+			}
+			if n < readSize {
+				return false // drained: wait for the next bytes
+			}
+		}
+	}
+	for {
+		if err := conn.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		err := rc.Read(read)
+		switch {
+		case err == nil:
+			return rerr
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return err
+		}
+		// A probe, or the idle timeout itself.
+		deadline = last.Add(r.cfg.IdleTimeout)
+		if !time.Now().Before(deadline) {
+			return err
+		}
+	}
+}
+
+// servePlain reads a connection that has no file descriptor (a test's
+// net.Pipe, say), holding a pooled buffer while it waits.
+func (r *Reader) servePlain(conn net.Conn, bo backoff.BackOff) error {
+	for {
+		if err := conn.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout)); err != nil {
+			return err
+		}
+		bp := readPool.Get().(*[]byte)
+		n, err := conn.Read(*bp)
+		if n > 0 {
+			r.took(r.frames((*bp)[:n], false), bo)
+		}
+		readPool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// took counts k telegrams accepted from one read; the first of a
+// connection resets the redial backoff.
+func (r *Reader) took(k int, bo backoff.BackOff) {
+	if k > 0 && r.accepted == 0 {
+		bo.Reset()
+	}
+	r.accepted += k
 }
 
 // endReason says why a connection ended, given the read error.
@@ -299,51 +381,6 @@ func (r *Reader) endReason(err error) error {
 		return fmt.Errorf("%w: no data for %s", errIdle, r.cfg.IdleTimeout)
 	}
 	return err
-}
-
-// rawRead returns a read function that waits for the socket to be readable
-// without holding a buffer, then reads into a pooled one that the caller
-// puts back: a Reader holds a read buffer only while it frames its bytes.
-func rawRead(rc syscall.RawConn) func(net.Conn) (*[]byte, int, error) {
-	return func(net.Conn) (*[]byte, int, error) {
-		var (
-			bp   *[]byte
-			n    int
-			rerr error
-		)
-		err := rc.Read(func(fd uintptr) bool {
-			bp = readPool.Get().(*[]byte)
-			for {
-				n, rerr = syscall.Read(int(fd), *bp)
-				if rerr != syscall.EINTR {
-					break
-				}
-			}
-			if rerr == syscall.EAGAIN {
-				readPool.Put(bp)
-				bp = nil
-				return false // wait until readable, or the deadline
-			}
-			return true
-		})
-		switch {
-		case err != nil:
-			return bp, 0, err
-		case rerr != nil:
-			return bp, 0, os.NewSyscallError("read", rerr)
-		case n <= 0:
-			return bp, 0, io.EOF
-		}
-		return bp, n, nil
-	}
-}
-
-// plainRead reads from a connection that has no file descriptor (a test's
-// net.Pipe, say), holding a pooled buffer while it waits.
-func plainRead(conn net.Conn) (*[]byte, int, error) {
-	bp := readPool.Get().(*[]byte)
-	n, err := conn.Read(*bp)
-	return bp, n, err
 }
 
 // frames frames the bytes in r.pend followed by data, hands every whole

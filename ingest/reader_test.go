@@ -212,13 +212,16 @@ func mustParseLoose(t *testing.T, f []byte) *parser.Telegram {
 
 // TestReaderReconnects: a gateway that closes after 3 telegrams is redialled
 // again and again, quickly, since each connection delivered good telegrams
-// and so reset the backoff.
+// and so reset the backoff. The close comes a little after the telegrams, as
+// when a gateway is restarted; a close that arrives with the last bytes is
+// TestReaderCloseWithData's.
 func TestReaderReconnects(t *testing.T) {
 	start := time.Now()
 	gw := startGateway(t, func(gw *gateway, c net.Conn, n int) {
 		for i := range 3 {
 			c.Write(belgian(n*3+i, start))
 		}
+		time.Sleep(20 * time.Millisecond)
 	})
 	g := NewGateway("flaky", gw.addr())
 	t0 := time.Now()
@@ -354,4 +357,43 @@ func TestReaderDialLimit(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestReaderCloseWithData: a gateway that sends telegrams and closes at once
+// can have its close (FIN) arrive before the reader read the bytes, when the
+// poller has nothing new to report. The reader still notices the close
+// within probeAfter, not after the whole idle timeout, and keeps every
+// telegram.
+func TestReaderCloseWithData(t *testing.T) {
+	start := time.Now()
+	gw := startGateway(t, func(gw *gateway, c net.Conn, n int) {
+		var b []byte
+		for i := range 3 {
+			b = append(b, belgian(n*3+i, start)...)
+		}
+		c.Write(b)
+	})
+	g := NewGateway("sudden", gw.addr())
+	t0 := time.Now()
+	idle := 30 * time.Second
+	r := fastReader(t, g, idle)
+	// Returning the connection only once the gateway's bytes and close are
+	// both queued makes the race certain.
+	var d net.Dialer
+	r.cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return c, err
+	}
+	runInBackground(t, r.Run)
+	waitFor(t, 4*probeAfter, "3 connections", func() bool { return gw.connections() >= 3 })
+	if d := time.Since(t0); d >= idle {
+		t.Errorf("3 connections took %s, the idle timeout: a close with the data went unnoticed", d)
+	}
+	waitFor(t, 2*time.Second, "telegrams of 2 connections", func() bool { return g.Stats().Telegrams >= 6 })
+	if s := g.Stats(); s.Dropped != 0 || s.ParseErrors != 0 {
+		t.Errorf("stats = %+v, want nothing dropped", s)
+	}
 }
