@@ -70,6 +70,59 @@ type obs struct {
 	has    uint8 // bit f set when vals[f] was sent
 	gas    sample
 	hasGas bool
+	// For appendObs: the local dates (dateKey) of at and gas.at, and
+	// whether at was later than every reading of the gateway before.
+	date, gasDate int32
+	newest        bool
+}
+
+// dateKey identifies t's local date in loc: readings with equal keys lie in
+// the same day and month.
+func dateKey(t time.Time, loc *time.Location) int32 {
+	y, m, d := t.In(loc).Date()
+	return int32(y)*10000 + int32(m)*100 + int32(d)
+}
+
+// appendObs appends o to the readings q, which are in time order, and keeps
+// q short: the last reading is replaced rather than followed when it lies
+// between the one before it and o in every respect the rollup looks at
+// (midway). Filing the three readings in any accumulator then gives what
+// filing the outer two does, so a gateway whose rollups are late (InfluxDB
+// slow to answer the recovery queries, say) costs two or three readings
+// per day, not one per cycle.
+func appendObs(q []obs, o obs) []obs {
+	if n := len(q); n >= 2 && midway(&q[n-2], &q[n-1], &o) {
+		q[n-1] = o
+		return q
+	}
+	return append(q, o)
+}
+
+// midway reports whether y can be dropped from the readings x, y, z: all
+// three in one local day, of one meter, with the same registers, in time
+// order, and no register going down from x to y or from y to z. Then y is
+// neither a segment's end nor a baseline that z does not replace. (Of two
+// readings with one time, the first is the baseline: z must be later than
+// y, or the same gas capture again.) x must be the newest reading when it
+// came: one from before a clock step back is ignored by accumulators that
+// saw later ones, and y would then start a segment.
+func midway(x, y, z *obs) bool {
+	if !x.newest || x.date != z.date || x.meter != y.meter || y.meter != z.meter ||
+		x.has != y.has || y.has != z.has || x.hasGas != y.hasGas || y.hasGas != z.hasGas ||
+		y.at.Before(x.at) || !z.at.After(y.at) {
+		return false
+	}
+	for f := range numP1Fields {
+		if x.has&(1<<f) != 0 && (less(y.vals[f], x.vals[f]) || less(z.vals[f], y.vals[f])) {
+			return false
+		}
+	}
+	if !x.hasGas {
+		return true
+	}
+	a, b, c := &x.gas, &y.gas, &z.gas
+	return x.gasDate == z.gasDate && a.meter == b.meter && b.meter == c.meter &&
+		!b.at.Before(a.at) && (c.at.After(b.at) || *c == *b) && !less(b.v, a.v) && !less(c.v, b.v)
 }
 
 // sample returns register f of o, and whether o has it.

@@ -3,6 +3,7 @@ package rollup
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +161,128 @@ func compress(hist []reading, p period) fieldSummary {
 		prev = x
 	}
 	return s
+}
+
+// TestAppendObsKeepsValues: readings kept short by appendObs, filed into
+// the accumulators of every day and month they touch, give exactly the
+// values of all the readings filed one by one — with resets, meter changes,
+// registers that come and go, gas captured before midnight, out-of-order
+// times, across a DST change and a month end — while most readings are
+// dropped.
+func TestAppendObsKeepsValues(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	rng := rand.New(rand.NewPCG(7, 11))
+	kept, total := 0, 0
+	for iter := range 400 {
+		start := time.Date(2026, 10, 24, 20, 0, 0, 0, loc) // DST ends on the 25th
+		if iter%2 == 1 {
+			start = time.Date(2026, 10, 31, 21, 0, 0, 0, loc) // month end
+		}
+		var all, q []obs
+		at, gasAt := start, start
+		var maxAt time.Time
+		vals := [numP1Fields]int64{}
+		gas := int64(0)
+		meter, gasMeter := "A", "G"
+		for range rng.IntN(300) + 1 {
+			at = at.Add(time.Duration(rng.IntN(600)+1) * time.Second)
+			if rng.IntN(50) == 0 {
+				at = at.Add(-time.Duration(rng.IntN(900)) * time.Second) // a step back
+			}
+			o := obs{at: at, meter: meter, date: dateKey(at, loc), newest: len(all) == 0 || at.After(maxAt)}
+			if o.newest {
+				maxAt = at
+			}
+			switch r := rng.IntN(100); {
+			case r == 0:
+				meter = []string{"A", "B"}[rng.IntN(2)]
+				o.meter = meter
+			case r == 1:
+				vals[rng.IntN(numP1Fields)] = int64(rng.IntN(100)) // reset
+			}
+			for f := range numP1Fields {
+				vals[f] += int64(rng.IntN(50))
+				if rng.IntN(60) != 0 { // now and then a register is missing
+					o.vals[f] = parser.Decimal{Int: vals[f], Scale: 3}
+					o.has |= 1 << f
+				}
+			}
+			if rng.IntN(10) != 0 {
+				if rng.IntN(4) == 0 {
+					gasAt = at.Add(-time.Duration(rng.IntN(300)) * time.Second).Truncate(5 * time.Minute)
+					gas += int64(rng.IntN(20))
+					if rng.IntN(80) == 0 {
+						gasMeter = []string{"G", "H"}[rng.IntN(2)]
+					}
+				}
+				o.gas = sample{at: gasAt, v: parser.Decimal{Int: gas, Scale: 3}, meter: gasMeter}
+				o.hasGas, o.gasDate = true, dateKey(gasAt, loc)
+			}
+			all = append(all, o)
+			q = appendObs(q, o)
+		}
+		kept += len(q)
+		total += len(all)
+		for _, k := range []kind{day, month} {
+			for p := periodOf(k, start, loc); p.start.Before(at.Add(time.Hour)); p = periodOf(k, p.end, loc) {
+				var want, got [numFields]fieldAcc
+				for i := range all {
+					for f := range numFields {
+						if s, ok := all[i].sample(f); ok {
+							want[f].add(s, p)
+						}
+					}
+				}
+				for i := range q {
+					for f := range numFields {
+						if s, ok := q[i].sample(f); ok {
+							got[f].add(s, p)
+						}
+					}
+				}
+				for f := range numFields {
+					wv, wok := want[f].value()
+					gv, gok := got[f].value()
+					if wok != gok || wv != gv || want[f].base != got[f].base || want[f].last != got[f].last {
+						t.Fatalf("iter %d, %s, %s: all %d readings give %s (%v), the %d kept give %s (%v)",
+							iter, p, fieldNames[f], len(all), wv, wok, len(q), gv, gok)
+					}
+				}
+			}
+		}
+	}
+	// These histories change something every few readings; most are
+	// still dropped. A meter's usual day is TestAppendObsDay's.
+	if kept*10 > total*7 {
+		t.Errorf("appendObs kept %d of %d readings; want at least 30%% dropped", kept, total)
+	}
+}
+
+// TestAppendObsDay: a meter's readings every 5 s with gas captured every 5
+// minutes, from the afternoon to the next morning, are kept as the first
+// and last of each day.
+func TestAppendObsDay(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	m := &meter{id: "M", gasID: "G", withGas: true}
+	var q []obs
+	var maxAt time.Time
+	hist := m.readings(time.Date(2026, 3, 28, 14, 0, 0, 0, loc), time.Date(2026, 3, 29, 9, 0, 0, 0, loc), 5*time.Second, loc)
+	for _, r := range hist {
+		o := obs{at: r.at, meter: r.meter, date: dateKey(r.at, loc), newest: r.at.After(maxAt)}
+		maxAt = r.at
+		for f := range numP1Fields {
+			o.vals[f], o.has = r.vals[field(f)], o.has|1<<f
+		}
+		o.gas = sample{at: r.gasAt, v: r.vals[fGas], meter: r.gasMeter}
+		o.hasGas, o.gasDate = true, dateKey(r.gasAt, loc)
+		q = appendObs(q, o)
+	}
+	var got []string
+	for _, o := range q {
+		got = append(got, o.at.In(loc).Format("02 15:04:05"))
+	}
+	want := []string{"28 14:00:00", "28 23:59:55", "29 00:00:00", "29 09:00:00"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("%d readings kept as %v, want %v", len(hist), got, want)
+	}
 }

@@ -76,7 +76,8 @@ type Worker struct {
 // inbox holds what Observe was told since the last rollup, per gateway.
 type inbox struct {
 	obs      []obs
-	meter    string // the last meter_id, reused so equal ids do not allocate
+	maxAt    time.Time // the latest reading's time, kept across rollups
+	meter    string    // the last meter_id, reused so equal ids do not allocate
 	gasMeter string
 	dropped  int
 }
@@ -172,7 +173,10 @@ func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
 		in = &inbox{}
 		w.inbox[gateway] = in
 	}
-	o := obs{at: at}
+	o := obs{at: at, date: dateKey(at, w.cfg.Location), newest: at.After(in.maxAt)}
+	if o.newest {
+		in.maxAt = at
+	}
 	for f := range field(numP1Fields) {
 		if d, ok := t.Get(parserFields[f]); ok {
 			o.vals[f] = d
@@ -196,6 +200,7 @@ func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
 		}
 		o.gas = sample{at: gas.Time, v: gas.Value, meter: in.gasMeter}
 		o.hasGas = true
+		o.gasDate = dateKey(gas.Time, w.cfg.Location)
 	}
 	if o.has == 0 && !o.hasGas {
 		return
@@ -205,7 +210,7 @@ func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
 		in.dropped += len(in.obs) - n
 		in.obs = in.obs[:n]
 	}
-	in.obs = append(in.obs, o)
+	in.obs = appendObs(in.obs, o)
 }
 
 // Run recovers the baselines from InfluxDB, then computes and writes the
@@ -362,7 +367,7 @@ func (w *Worker) route(gw string, o *obs, now time.Time) {
 			if len(gp.pending) >= maxQueued {
 				gp.pending = append(gp.pending[:0], gp.pending[maxQueued/2:]...)
 			}
-			gp.pending = append(gp.pending, *o)
+			gp.pending = appendObs(gp.pending, *o)
 			continue
 		}
 		gp.apply(o, tp.period)
