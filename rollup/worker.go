@@ -71,6 +71,7 @@ type Worker struct {
 	gateways []string // sorted
 	tracked  []*tracked
 	limiter  limiter
+	batch    int // gateways per recovery batch, adapted to InfluxDB's speed
 }
 
 // inbox holds what Observe was told since the last rollup, per gateway.
@@ -102,8 +103,16 @@ const (
 	// batch of gateways. A month of 5-second readings takes about 3 s per
 	// gateway on a small machine running InfluxDB 1.8.
 	queryTimeout = 2 * time.Minute
-	// recoverBatch is how many gateways one recovery query covers.
-	recoverBatch = 10
+	// firstBatch is how many gateways the first recovery queries cover.
+	// Later batches double while InfluxDB answers a batch within
+	// batchFast (a young database, or days), up to maxBatch, and halve when
+	// one takes longer than batchSlow or fails: a month of 5-second readings
+	// takes seconds per gateway on a small machine, and thousands of
+	// gateways must not cost thousands of queries where a few do.
+	firstBatch = 10
+	maxBatch   = 1000
+	batchFast  = 5 * time.Second
+	batchSlow  = 30 * time.Second
 	// writeTimeout bounds one WriteLines call.
 	writeTimeout = 30 * time.Second
 	// finalTimeout bounds the last write when Run is cancelled.
@@ -150,6 +159,7 @@ func New(cfg Config, w PointWriter, q Querier) (*Worker, error) {
 		q:     q,
 		log:   lg.With("component", "rollup"),
 		inbox: map[string]*inbox{},
+		batch: firstBatch,
 	}
 	for _, gw := range cfg.Gateways {
 		wk.addGateway(gw)
@@ -268,7 +278,7 @@ func (w *Worker) tick(ctx context.Context, recover bool) {
 		}
 	}
 	if recover {
-		w.recoverAll(ctx)
+		w.recoverAll(ctx, w.recoveryBudget())
 	}
 	ok := w.write(ctx)
 	w.publish(now)
@@ -392,14 +402,19 @@ func (w *Worker) newest(k kind) *tracked {
 	return n
 }
 
-// recoverAll recovers every gateway and period not recovered yet: days
-// before months (a month costs thirty times more, and a day's point should
-// not wait for it), each kind oldest first, so that a period's baseline can
-// also come from the readings the worker itself saw at the end of the
-// period before. Gateways go in batches of recoverBatch, each batch with
-// its own time limit, so that many gateways cannot make every attempt time
-// out.
-func (w *Worker) recoverAll(ctx context.Context) {
+// recoverAll recovers gateways and periods not recovered yet: days before
+// months (a month costs thirty times more, and a day's point should not wait
+// for it), each kind oldest first, so that a period's baseline can also come
+// from the readings the worker itself saw at the end of the period before.
+// Gateways go in batches (see firstBatch), each batch with its own time
+// limit, so that many gateways cannot make every attempt time out. After
+// budget (wall time) it stops and leaves the rest to the next rollup: the
+// points of the gateways recovered so far are written meanwhile.
+func (w *Worker) recoverAll(ctx context.Context, budget time.Duration) {
+	end := time.Now().Add(budget)
+	// After a batch failed otherwise than by its time limit (InfluxDB down,
+	// or refusing the token), the others of this rollup do not query.
+	var down error
 	order := append([]*tracked(nil), w.tracked...)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].kind < order[j].kind })
 	for _, tp := range order {
@@ -410,38 +425,71 @@ func (w *Worker) recoverAll(ctx context.Context) {
 			}
 		}
 		for len(gws) > 0 && ctx.Err() == nil {
-			batch := gws[:min(len(gws), recoverBatch)]
+			if !time.Now().Before(end) {
+				return
+			}
+			batch := gws[:min(len(gws), w.batch)]
 			gws = gws[len(batch):]
-			w.recoverBatch(ctx, tp, batch)
+			err := w.recoverBatch(ctx, tp, batch, down)
+			if err != nil && down == nil && !errors.Is(err, context.DeadlineExceeded) {
+				down = err
+			}
 		}
 	}
 }
 
-func (w *Worker) recoverBatch(ctx context.Context, tp *tracked, gws []string) {
+// recoveryBudget is how long one rollup may spend on recovery queries
+// before it writes: half the interval, at least 30 s.
+func (w *Worker) recoveryBudget() time.Duration {
+	return max(w.cfg.Interval/2, 30*time.Second)
+}
+
+// resize adapts the batch size to how long a batch of n gateways took, and
+// whether it ran out of time.
+func (w *Worker) resize(n int, took time.Duration, timedOut bool) {
+	switch {
+	case timedOut || took > batchSlow:
+		w.batch = max(min(w.batch, n)/2, 1)
+	case took < batchFast && n >= w.batch:
+		w.batch = min(w.batch*2, maxBatch)
+	}
+}
+
+// recoverBatch recovers tp for gws and returns the query's error. With skip
+// not nil it sends no query and fails with skip: InfluxDB failed a batch
+// already in this rollup. A failed batch's gateways continue from live data
+// where they can.
+func (w *Worker) recoverBatch(ctx context.Context, tp *tracked, gws []string, skip error) error {
 	t0 := time.Now()
-	sums, err := w.recoverPeriod(ctx, tp.period, gws)
-	if err != nil && ctx.Err() != nil {
-		return // shutting down: not an InfluxDB problem
+	var sums map[string]*summary
+	err := skip
+	if skip == nil {
+		sums, err = w.recoverPeriod(ctx, tp.period, gws)
+		if err != nil && ctx.Err() != nil {
+			return err // shutting down: not an InfluxDB problem
+		}
+		w.resize(len(gws), time.Since(t0), errors.Is(err, context.DeadlineExceeded))
 	}
 	if err != nil {
 		// A period that began while the worker was watching can go on
 		// from what it saw: its baseline is the last reading of the
 		// period before, which the worker holds.
-		var cont []string
+		cont := 0
 		for _, gw := range gws {
 			if w.continuous(gw, tp) {
 				w.finish(gw, tp, nil)
-				cont = append(cont, gw)
+				cont++
 			}
 		}
 		w.warn("recover-"+tp.kind.String(), "recovery from InfluxDB failed; retrying next interval",
 			"period", tp.period.String(), "gateways", len(gws), "err", err, "continued_from_live_data", cont)
-		return
+		return err
 	}
 	for _, gw := range gws {
 		w.finish(gw, tp, sums[gw])
 	}
-	w.log.Debug("recovered", "period", tp.period.String(), "gateways", len(gws), "took", time.Since(t0))
+	w.log.Debug("recovered", "period", tp.period.String(), "gateways", len(gws), "took", time.Since(t0), "next_batch", w.batch)
+	return nil
 }
 
 // continuous reports whether gw's state in a period ending where tp starts

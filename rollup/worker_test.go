@@ -3,11 +3,14 @@ package rollup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/p1logger/p1logger/parser"
 )
@@ -432,5 +435,135 @@ func TestNew(t *testing.T) {
 	}
 	if w.cfg.Interval != time.Minute {
 		t.Errorf("default interval %v", w.cfg.Interval)
+	}
+}
+
+// slowQuerier answers like stubQuerier after a delay, and records how many
+// gateways each series query named.
+type slowQuerier struct {
+	stubQuerier
+	delay time.Duration
+	sizes []int
+}
+
+func (q *slowQuerier) Query(ctx context.Context, query string) (*api.QueryTableResult, error) {
+	time.Sleep(q.delay)
+	if strings.Contains(query, `yield(name: "mindiff")`) {
+		q.mu.Lock()
+		q.sizes = append(q.sizes, strings.Count(query, "r.gateway == "))
+		q.mu.Unlock()
+	}
+	return q.stubQuerier.Query(ctx, query)
+}
+
+func gatewayNames(n int) []string {
+	gws := make([]string, n)
+	for i := range gws {
+		gws[i] = fmt.Sprintf("gw%04d", i)
+	}
+	return gws
+}
+
+// TestRecoveryBatches: recovery batches grow while InfluxDB answers fast,
+// so that a thousand gateways cost a handful of queries per period, and
+// shrink when a batch is slow.
+func TestRecoveryBatches(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	q := &slowQuerier{}
+	w, err := New(Config{Location: loc, Bucket: "p1/autogen", Gateways: gatewayNames(1000),
+		Now: func() time.Time { return utc("2026-05-10T12:00:00Z") }}, &recorder{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tick(context.Background(), true)
+	// Four periods (yesterday, today, last month, this month) of 1000
+	// gateways: the batches double from 10 while queries are fast.
+	want := []int{10, 20, 40, 80, 160, 320, 370, 640, 360, 1000, 1000}
+	if fmt.Sprint(q.sizes) != fmt.Sprint(want) {
+		t.Errorf("series queries named %v gateways, want %v", q.sizes, want)
+	}
+	for _, tp := range w.tracked {
+		for gw, gp := range tp.gws {
+			if !gp.recovered {
+				t.Fatalf("%s: %s not recovered", tp.period, gw)
+			}
+		}
+	}
+
+	for _, tt := range []struct {
+		batch, n int
+		took     time.Duration
+		timedOut bool
+		want     int
+	}{
+		{batch: 10, n: 10, took: time.Second, want: 20},
+		{batch: 10, n: 7, took: time.Second, want: 10}, // a period's short last batch says little
+		{batch: 640, n: 640, took: 4 * time.Second, want: maxBatch},
+		{batch: maxBatch, n: maxBatch, took: time.Second, want: maxBatch},
+		{batch: 40, n: 40, took: 10 * time.Second, want: 40},
+		{batch: 40, n: 40, took: 31 * time.Second, want: 20},
+		{batch: 40, n: 40, took: 2 * time.Minute, timedOut: true, want: 20},
+		{batch: 1, n: 1, took: time.Minute, want: 1},
+	} {
+		w.batch = tt.batch
+		w.resize(tt.n, tt.took, tt.timedOut)
+		if w.batch != tt.want {
+			t.Errorf("batch %d, %d gateways took %s (timed out %v): next batch %d, want %d",
+				tt.batch, tt.n, tt.took, tt.timedOut, w.batch, tt.want)
+		}
+	}
+}
+
+// TestRecoveryBudget: a rollup stops recovering when its budget is spent,
+// and the next one goes on where it stopped.
+func TestRecoveryBudget(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	q := &slowQuerier{delay: 20 * time.Millisecond}
+	w, err := New(Config{Location: loc, Bucket: "p1/autogen", Gateways: gatewayNames(100),
+		Now: func() time.Time { return utc("2026-05-10T12:00:00Z") }}, &recorder{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.track(w.cfg.Now())
+	recovered := func() (n int) {
+		for _, tp := range w.tracked {
+			for _, gp := range tp.gws {
+				if gp.recovered {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	w.recoverAll(context.Background(), 100*time.Millisecond)
+	if n := recovered(); n == 0 || n >= 400 {
+		t.Fatalf("%d of 400 gateway-periods recovered within the budget; want some, not all", n)
+	}
+	for i := 0; recovered() < 400 && i < 50; i++ {
+		w.recoverAll(context.Background(), 100*time.Millisecond)
+	}
+	if n := recovered(); n != 400 {
+		t.Errorf("%d of 400 gateway-periods recovered after more rollups", n)
+	}
+}
+
+// TestRecoveryDown: once InfluxDB refuses a batch, the other batches of the
+// rollup send no query.
+func TestRecoveryDown(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	q := &stubQuerier{err: errors.New("dial tcp 127.0.0.1:8086: connection refused")}
+	w, err := New(Config{Location: loc, Bucket: "p1/autogen", Gateways: gatewayNames(100),
+		Now: func() time.Time { return utc("2026-05-10T12:00:00Z") }}, &recorder{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tick(context.Background(), true)
+	if len(q.queries) != 1 {
+		t.Errorf("%d queries, want 1", len(q.queries))
+	}
+	q.setErr(nil)
+	w.tick(context.Background(), true)
+	if len(q.queries) < 5 {
+		t.Errorf("%d queries in all after InfluxDB came back, want the recovery's", len(q.queries))
 	}
 }
