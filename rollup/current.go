@@ -20,10 +20,22 @@ type Energy struct {
 }
 
 // current is the snapshot Current returns, published at the end of every
-// rollup by the goroutine running Run.
+// rollup by the goroutine running Run. It is kept compact (no map per
+// entry: thousands of gateways publish every minute) and turned into
+// Energy values only when asked for.
 type current struct {
 	mu   sync.Mutex
-	list []Energy
+	list []energyRec
+	at   time.Time
+}
+
+// energyRec is one Energy, compactly.
+type energyRec struct {
+	gw         string
+	kind       kind
+	has        uint8 // bit f set when vals[f] is known
+	start, end time.Time
+	vals       [numFields]float64
 }
 
 // Current returns the day and month values of every gateway as the last
@@ -34,35 +46,58 @@ type current struct {
 // call concurrently with Run, and the caller may keep the result.
 func (w *Worker) Current() []Energy {
 	w.current.mu.Lock()
-	defer w.current.mu.Unlock()
-	return w.current.list
+	list, at := w.current.list, w.current.at
+	w.current.mu.Unlock()
+	out := make([]Energy, 0, len(list))
+	for i := range list {
+		r := &list[i]
+		vals := make(map[string]float64, numFields)
+		for f := range numFields {
+			if r.has&(1<<f) != 0 {
+				vals[fieldNames[f]] = r.vals[f]
+			}
+		}
+		out = append(out, Energy{Gateway: r.gw, Period: r.kind.String(), Start: r.start, End: r.end, Values: vals, At: at})
+	}
+	return out
 }
 
 // publish replaces Current's snapshot with the current periods' values at now.
 func (w *Worker) publish(now time.Time) {
-	var list []Energy
+	var cur [2]*tracked
+	for i, k := range []kind{day, month} {
+		p := periodOf(k, now, w.cfg.Location)
+		for _, tp := range w.tracked {
+			if tp.kind == k && tp.start.Equal(p.start) {
+				cur[i] = tp
+			}
+		}
+	}
+	// A new slice each time: Current's callers read the old one unlocked.
+	list := make([]energyRec, 0, len(w.current.list))
 	for _, gw := range w.gateways {
-		for _, k := range []kind{day, month} {
-			p := periodOf(k, now, w.cfg.Location)
-			for _, tp := range w.tracked {
-				gp := tp.gws[gw]
-				if tp.kind != k || !tp.start.Equal(p.start) || gp == nil || !gp.recovered {
-					continue
+		for _, tp := range cur {
+			if tp == nil {
+				continue
+			}
+			gp := tp.gws[gw]
+			if gp == nil || !gp.recovered {
+				continue
+			}
+			r := energyRec{gw: gw, kind: tp.kind, start: tp.start, end: tp.end}
+			for f := range numFields {
+				if v, ok := gp.acc[f].value(); ok {
+					r.vals[f] = v.Float64()
+					r.has |= 1 << f
 				}
-				vals := map[string]float64{}
-				for f := range numFields {
-					if v, ok := gp.acc[f].value(); ok {
-						vals[fieldNames[f]] = v.Float64()
-					}
-				}
-				if len(vals) > 0 {
-					list = append(list, Energy{Gateway: gw, Period: k.String(), Start: tp.start, End: tp.end, Values: vals, At: now})
-				}
+			}
+			if r.has != 0 {
+				list = append(list, r)
 			}
 		}
 	}
 	w.current.mu.Lock()
-	w.current.list = list // a new slice each time: callers may keep the old one
+	w.current.list, w.current.at = list, now
 	w.current.mu.Unlock()
 }
 
