@@ -2,6 +2,7 @@ package parser
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"time"
 )
@@ -24,12 +25,19 @@ func (p *lineParser) timeOnly(dst *time.Time, o OBIS) bool {
 // 000000000000W, 000101010000W, 700101010000W); those give the zero time
 // and no error.
 func (p *lineParser) timestamp(i int) (time.Time, bool) {
+	tm, _, ok := p.timestampWall(i)
+	return tm, ok
+}
+
+// timestampWall is timestamp that also reports whether the wall clock of
+// the time it returns is the one the text names (see [zoneCache.parse]).
+func (p *lineParser) timestampWall(i int) (time.Time, bool, bool) {
 	g := p.group(i)
-	tm, ok := p.zones.parseTimestamp(g, p.loc)
+	tm, asSent, ok := p.zones.parse(g, p.loc)
 	if !ok {
 		p.fail(p.g[i][0], "want a timestamp YYMMDDhhmmss followed by S or W, got %q", g)
 	}
-	return tm, ok
+	return tm, asSent, ok
 }
 
 // parseTimestamp reads "YYMMDDhhmmss" plus an optional S/W flag as wall
@@ -41,10 +49,10 @@ func parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
 }
 
 // zoneCache remembers a few stretches of time over which a location keeps
-// one UTC offset. A telegram carries up to 30 timestamps (13 months of peak
+// one UTC offset. A telegram carries up to 40 timestamps (13 months of peak
 // history, the failure log), and time.Date searches the zone's transitions
-// for each one that is not in the current offset; with the stretch known, a
-// wall-clock time well inside it converts with arithmetic alone.
+// for each one; with the stretch known, a wall-clock time inside it converts
+// with arithmetic alone.
 type zoneCache struct {
 	spans [4]zoneSpan
 	next  int
@@ -57,55 +65,119 @@ type zoneSpan struct {
 	dst        bool
 }
 
-// zoneMargin keeps the fast path away from a stretch's ends: a wall-clock
-// time converted with the stretch's offset that lands at least this far
-// inside it has no other reading in any zone (no zone ever moved its clock
-// by more than a day), so it is what time.Date would return.
-const zoneMargin = 48 * 3600
-
 func (z *zoneCache) parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
+	tm, _, ok := z.parse(g, loc)
+	return tm, ok
+}
+
+// parse is parseTimestamp. asSent reports that tm, in loc, is known to show
+// the wall clock g names: true for every time the zone cache converted,
+// false when time.Date did, as it moves a clock time that does not exist
+// (the spring-forward hour); a caller that needs the date then asks tm.
+func (z *zoneCache) parse(g []byte, loc *time.Location) (tm time.Time, asSent, ok bool) {
 	if len(g) != 12 && len(g) != 13 {
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
-	var v [6]int
-	for i := range 6 {
-		a, b := g[2*i], g[2*i+1]
-		if a < '0' || a > '9' || b < '0' || b > '9' {
-			return time.Time{}, false
-		}
-		v[i] = int(a-'0')*10 + int(b-'0')
+	// YYMMDDhh, then mmss.
+	date, ok1 := digitPairs(binary.LittleEndian.Uint64(g))
+	clock, ok2 := digitPairs(uint64(binary.LittleEndian.Uint32(g[8:])) | 0x3030303000000000) // mmss, then "0000"
+	if !ok1 || !ok2 {
+		return time.Time{}, false, false
 	}
 	flag := byte(0)
 	if len(g) == 13 {
 		flag = g[12] | 0x20 // lower case
 		if flag != 's' && flag != 'w' {
-			return time.Time{}, false
+			return time.Time{}, false, false
 		}
 	}
-	yy, mo, d, h, mi, s := v[0], v[1], v[2], v[3], v[4], v[5]
+	yy, mo, d, h := int(date&0xff), int(date>>16&0xff), int(date>>32&0xff), int(date>>48&0xff)
+	mi, s := int(clock&0xff), int(clock>>16&0xff)
 	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, 2000+yy) || h > 23 || mi > 59 || s > 59 {
-		return time.Time{}, true // a "not set" marker, not a syntax error
+		return time.Time{}, false, true // a "not set" marker, not a syntax error
 	}
 	if (yy == 0 || yy == 70) && mo == 1 && d == 1 {
-		return time.Time{}, true // unset clock / empty log entry
+		return time.Time{}, false, true // unset clock / empty log entry
 	}
-	wall := daysSinceEpoch(2000+yy, mo, d)*86400 + int64(h*3600+mi*60+s)
+	wall := days2000(yy, mo, d)*86400 + int64(h*3600+mi*60+s)
+	if t, ok := z.fast(wall, flag, loc); ok {
+		return t, true, true
+	}
+	t := resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag)
+	z.learn(t, loc)
+	return t, false, true
+}
+
+// digitPairs reads eight ASCII digits packed little-endian in w (the first
+// digit in the low byte) as four two-digit numbers, one in the low byte of
+// each 16-bit lane. ok is false when a byte is not a digit.
+func digitPairs(w uint64) (pairs uint64, ok bool) {
+	const (
+		highNibbles = 0xf0f0f0f0f0f0f0f0
+		lowNibbles  = 0x0f0f0f0f0f0f0f0f
+	)
+	// '0'-'9' are 0x30-0x39: high nibble 3, and a low nibble that stays
+	// below 16 when 6 is added.
+	if w&highNibbles != 0x3030303030303030 || (w&lowNibbles+0x0606060606060606)&highNibbles != 0 {
+		return 0, false
+	}
+	v := w & lowNibbles
+	// Each byte becomes ten times itself plus the next digit: no lane
+	// exceeds 99, so nothing carries into its neighbour.
+	return (v*10 + v>>8) & 0x00ff00ff00ff00ff, true
+}
+
+// days2000 is daysSinceEpoch(2000+yy, m, d) for yy 0-99, where every fourth
+// year, 2000 included, is a leap year.
+func days2000(yy, m, d int) int64 {
+	n := 10957 + 365*yy + (yy+3)/4 + int(daysBefore[m]) + d - 1 // 10957: 1970 to 2000
+	if m > 2 && yy%4 == 0 {
+		n++
+	}
+	return int64(n)
+}
+
+// daysBefore[m] counts the days of a common year before month m (1-12).
+var daysBefore = [13]uint16{0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
+
+// fast converts the wall clock wall (seconds since 1970 as if in UTC) with
+// its S/W flag to an instant in loc, when a remembered stretch gives the
+// answer time.Date and resolve would give. That holds when both wall and
+// wall minus the stretch's offset fall in the stretch: time.Date looks the
+// offset up at wall, and finding the result in the same stretch keeps it;
+// resolve keeps a result whose daylight-saving state matches the flag.
+func (z *zoneCache) fast(wall int64, flag byte, loc *time.Location) (time.Time, bool) {
 	for i := range z.spans {
 		sp := &z.spans[i]
 		if sp.loc != loc {
 			continue
 		}
 		u := wall - sp.off
-		if u >= sp.start+zoneMargin && u < sp.end-zoneMargin && (flag == 0 || (flag == 's') == sp.dst) {
+		if min(u, wall) >= sp.start && max(u, wall) < sp.end && (flag == 0 || (flag == 's') == sp.dst) {
 			return time.Unix(u, 0).In(loc), true
 		}
 	}
-	t := resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag)
-	z.learn(t, loc)
-	return t, true
+	return time.Time{}, false
 }
 
-// learn remembers the stretch of loc's zone that holds t.
+// monthBefore returns time.Date(y, m-1, 1, 0, 0, 0, 0, loc): the start of
+// the month before y-m.
+func (z *zoneCache) monthBefore(y int, m time.Month, loc *time.Location) time.Time {
+	if m == time.January {
+		y, m = y-1, time.December
+	} else {
+		m--
+	}
+	if t, ok := z.fast(daysSinceEpoch(y, int(m), 1)*86400, 0, loc); ok {
+		return t
+	}
+	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	z.learn(t, loc)
+	return t
+}
+
+// learn remembers the stretch of loc's zone that holds t, unless it is
+// remembered already.
 func (z *zoneCache) learn(t time.Time, loc *time.Location) {
 	start, end := t.ZoneBounds()
 	_, off := t.Zone()
@@ -115,6 +187,11 @@ func (z *zoneCache) learn(t time.Time, loc *time.Location) {
 	}
 	if !end.IsZero() {
 		sp.end = end.Unix()
+	}
+	for _, have := range z.spans {
+		if have == sp {
+			return
+		}
 	}
 	z.spans[z.next] = sp
 	z.next = (z.next + 1) % len(z.spans)
@@ -232,7 +309,7 @@ func (p *lineParser) peaks(o OBIS) bool {
 	}
 	start := len(p.t.Peaks)
 	for i := 3; i < p.ng; i += 3 {
-		stamp, ok1 := p.timestamp(i)
+		stamp, asSent, ok1 := p.timestampWall(i)
 		at, ok2 := p.timestamp(i + 1)
 		d, unit, ok3 := splitValue(p.group(i + 2))
 		if ok3 {
@@ -249,8 +326,13 @@ func (p *lineParser) peaks(o OBIS) bool {
 		}
 		var month time.Time
 		if !stamp.IsZero() {
-			y, m, _ := stamp.Date()
-			month = time.Date(y, m-1, 1, 0, 0, 0, 0, p.loc)
+			// The stamp's date as sent, unless time.Date moved it.
+			g := p.group(i)
+			y, m := 2000+int(g[0]-'0')*10+int(g[1]-'0'), time.Month(int(g[2]-'0')*10+int(g[3]-'0'))
+			if !asSent {
+				y, m, _ = stamp.Date()
+			}
+			month = p.zones.monthBefore(y, m, p.loc)
 		}
 		p.t.Peaks = append(p.t.Peaks, MonthPeak{Month: month, At: at, Value: d})
 	}

@@ -12,7 +12,9 @@ import (
 // a meter can print.
 func TestZoneCache(t *testing.T) {
 	var locs []*time.Location
-	for _, name := range []string{"Europe/Brussels", "Europe/Luxembourg", "Australia/Lord_Howe", "Pacific/Apia", "America/Santiago", "UTC"} {
+	for _, name := range []string{"Europe/Brussels", "Europe/Luxembourg", "Australia/Lord_Howe", "Pacific/Apia", "America/Santiago", "UTC",
+		// Midnight changes, negative DST, DST on and off within a year, 45-minute offsets.
+		"America/Sao_Paulo", "Europe/Dublin", "Africa/Casablanca", "Asia/Tehran", "Pacific/Chatham", "America/St_Johns", "Local"} {
 		loc, err := time.LoadLocation(name)
 		if err != nil {
 			t.Fatal(err)
@@ -31,8 +33,16 @@ func TestZoneCache(t *testing.T) {
 			f = flag[0] | 0x20
 		}
 		want := resolve(time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), 0, loc), f)
-		if !got.Equal(want) || got.Location() != want.Location() {
+		if got != want {
 			t.Fatalf("%s in %s: got %v, want %v", text, loc, got, want)
+		}
+		// The month before a peak stamp's, as peaks computes it.
+		if w.Year() > 2000 && w.Day() == 1 {
+			got := z.monthBefore(w.Year(), w.Month(), loc)
+			want := time.Date(w.Year(), w.Month()-1, 1, 0, 0, 0, 0, loc)
+			if got != want {
+				t.Fatalf("month before %s in %s: got %v, want %v", text, loc, got, want)
+			}
 		}
 	}
 	for _, loc := range locs {
@@ -41,6 +51,15 @@ func TestZoneCache(t *testing.T) {
 		for w := time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC); w.Year() < 2099; w = w.Add(97*time.Hour + 13*time.Minute + 7*time.Second) {
 			for _, f := range []string{"", "S", "W"} {
 				check(&z, loc, w, f)
+			}
+		}
+		// Every first of the month, and the days around it.
+		for w := time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC); w.Year() < 2099; w = w.AddDate(0, 0, 1) {
+			if w.Year() == 2070 && w.YearDay() == 1 {
+				continue // a "not set" marker
+			}
+			if d := w.Day(); d == 1 || d == 2 || d >= 28 {
+				check(&z, loc, w, "")
 			}
 		}
 		// Dense around every transition of a few years.
@@ -68,6 +87,57 @@ func TestDaysSinceEpoch(t *testing.T) {
 	for d := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2100; d = d.AddDate(0, 0, 1) {
 		if got, want := daysSinceEpoch(d.Year(), int(d.Month()), d.Day()), d.Unix()/86400; got != want {
 			t.Fatalf("%s: got %d, want %d", d.Format(time.DateOnly), got, want)
+		}
+	}
+}
+
+// TestTimestampBytes changes every byte of a few timestamps to every value
+// and checks the result against a plain byte-by-byte reading.
+func TestTimestampBytes(t *testing.T) {
+	// want reads g the simple way: ok false when g is not a timestamp, zero
+	// time for the "not set" markers.
+	want := func(g []byte) (time.Time, bool) {
+		if len(g) != 12 && len(g) != 13 {
+			return time.Time{}, false
+		}
+		var v [6]int
+		for i := range v {
+			a, b := g[2*i], g[2*i+1]
+			if a < '0' || a > '9' || b < '0' || b > '9' {
+				return time.Time{}, false
+			}
+			v[i] = int(a-'0')*10 + int(b-'0')
+		}
+		var flag byte
+		if len(g) == 13 {
+			switch g[12] {
+			case 'S', 's':
+				flag = 's'
+			case 'W', 'w':
+				flag = 'w'
+			default:
+				return time.Time{}, false
+			}
+		}
+		y, mo, d, h, mi, s := 2000+v[0], v[1], v[2], v[3], v[4], v[5]
+		if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 ||
+			(y == 2000 || y == 2070) && mo == 1 && d == 1 {
+			return time.Time{}, true
+		}
+		return resolve(time.Date(y, time.Month(mo), d, h, mi, s, 0, brussels), flag), true
+	}
+	var z zoneCache
+	for _, base := range []string{"261124123237W", "280229235959S", "991231000000", "000102030405w"} {
+		for i := range len(base) {
+			for c := range 256 {
+				g := []byte(base)
+				g[i] = byte(c)
+				got, ok := z.parseTimestamp(g, brussels)
+				wantT, wantOK := want(g)
+				if got != wantT || ok != wantOK {
+					t.Fatalf("%q: got %v %v, want %v %v", g, got, ok, wantT, wantOK)
+				}
+			}
 		}
 	}
 }
