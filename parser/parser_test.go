@@ -50,7 +50,7 @@ func TestCRC16(t *testing.T) {
 			t.Errorf("CRC16(%q) = %04X, want %04X", tc.in, got, tc.want)
 		}
 	}
-	// Slicing-by-8 must agree with the byte-wise table for every length and
+	// Slicing-by-16 must agree with the byte-wise table for every length and
 	// alignment.
 	buf := make([]byte, 300)
 	for i := range buf {
