@@ -95,23 +95,34 @@ const maxDigits = 18
 // parseDecimal parses an optionally signed decimal number with at most 18
 // digits ("001234.567", "-00.024", "000"). ok is false for anything else.
 func parseDecimal(s []byte) (d Decimal, ok bool) {
+	d, n, ok := scanDecimal(s)
+	if n != len(s) {
+		return Decimal{}, false
+	}
+	return d, ok
+}
+
+// scanDecimal reads a number as parseDecimal does from the start of s, up to
+// the first byte that cannot continue it, and returns how many bytes that
+// was; ok tells whether those bytes are a number parseDecimal accepts.
+func scanDecimal(s []byte) (d Decimal, n int, ok bool) {
 	i := 0
 	neg := false
 	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
 		neg = s[0] == '-'
 		i++
 	}
-	digits, dot := 0, false
+	digits, dot, tooLong := 0, false, false
 	for ; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
+		if c >= '0' && c <= '9' {
 			if digits == maxDigits {
 				// Leading zeros do not count against precision.
 				if d.Int == 0 && !dot {
 					continue
 				}
-				return Decimal{}, false
+				tooLong = true
+				continue
 			}
 			if d.Int != 0 || dot || c != '0' {
 				digits++
@@ -120,26 +131,30 @@ func parseDecimal(s []byte) (d Decimal, ok bool) {
 			if dot {
 				d.Scale++
 			}
-		case c == '.' && !dot:
+		} else if c == '.' && !dot {
 			dot = true
-		default:
-			return Decimal{}, false
+		} else {
+			break
 		}
 	}
-	if digits == 0 && !hasDigit(s) {
-		return Decimal{}, false
+	n = i
+	if tooLong {
+		return Decimal{}, n, false
+	}
+	if digits == 0 && !hasDigit(s[:n]) {
+		return Decimal{}, n, false
 	}
 	if dot && d.Scale == 0 {
 		// "12." is not a number a meter sends; refuse rather than guess.
-		return Decimal{}, false
+		return Decimal{}, n, false
 	}
 	if d.Scale > maxDigits {
-		return Decimal{}, false
+		return Decimal{}, n, false
 	}
 	if neg {
 		d.Int = -d.Int
 	}
-	return d, true
+	return d, n, true
 }
 
 func hasDigit(s []byte) bool {

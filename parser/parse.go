@@ -41,31 +41,33 @@ func ParseInto(t *Telegram, frame []byte, loc *time.Location) error {
 	if len(f) == 0 || f[0] != '/' {
 		return &FrameError{Offset: 0, Msg: `want "/" at the start of a telegram`}
 	}
-	bang := bytes.Index(f, []byte("\n!"))
-	if bang < 0 {
-		return &FrameError{Offset: len(f), Msg: `no end line "!": telegram cut off`}
+	// One pass finds the line ends and, with them, the end line: the first
+	// line that starts with "!".
+	ends, bang := t.ends[:0], -1
+	for pos := 0; ; {
+		i := bytes.IndexByte(f[pos:], '\n')
+		if i < 0 {
+			t.ends = ends
+			return &FrameError{Offset: len(f), Msg: `no end line "!": telegram cut off`}
+		}
+		pos += i + 1
+		ends = append(ends, pos-1)
+		if pos < len(f) && f[pos] == '!' {
+			bang = pos
+			break
+		}
 	}
-	bang++ // index of '!'
+	t.ends = ends
 	if err := t.checkCRC(f, bang); err != nil {
 		return err
 	}
 
 	p := t.lineParser(loc)
-	hdrEnd := bytes.IndexByte(f, '\n')
-	t.Header = trimCR(f[1:hdrEnd])
-	line := 1
-	for pos := hdrEnd + 1; pos < bang; {
-		end := bytes.IndexByte(f[pos:bang], '\n')
-		var l []byte
-		if end < 0 {
-			l = f[pos:bang]
-			end = bang - pos
-		} else {
-			l = f[pos : pos+end]
-		}
-		line++
-		p.line(trimCR(l), line, pos)
-		pos += end + 1
+	t.Header = trimCR(f[1:ends[0]])
+	pos := ends[0] + 1
+	for i, end := range ends[1:] {
+		p.line(trimCR(f[pos:end]), i+2, pos)
+		pos = end + 1
 	}
 	p.finish()
 	t.derive()
@@ -82,10 +84,10 @@ func (t *Telegram) reset() {
 	// Zeroed in place and refilled, rather than assigned a composite
 	// literal: that would build a whole Telegram on the stack first.
 	peaks, fails, mbus, other := t.Peaks[:0], t.FailureLog[:0], t.MBus[:0], t.Other[:0]
-	buf, dec, lp := t.buf[:0], t.dec[:0], t.lp
+	buf, dec, ends, lp := t.buf[:0], t.dec[:0], t.ends[:0], t.lp
 	*t = Telegram{}
 	t.Peaks, t.FailureLog, t.MBus, t.Other = peaks, fails, mbus, other
-	t.buf, t.dec, t.lp = buf, dec, lp
+	t.buf, t.dec, t.ends, t.lp = buf, dec, ends, lp
 }
 
 // checkCRC reads the field after "!" and, when there is one, verifies it.
@@ -300,8 +302,12 @@ func (p *lineParser) groups(n int) bool {
 			p.fail(n, "want \"(\" or the end of the line, got %q", l[n])
 			return false
 		}
-		end := bytes.IndexByte(l[n+1:], ')')
-		if end < 0 {
+		// Groups are short (a value, a timestamp): a plain loop finds
+		// their end sooner than bytes.IndexByte gets going.
+		end := 0
+		for g := l[n+1:]; end < len(g) && g[end] != ')'; end++ {
+		}
+		if end == len(l)-n-1 {
 			p.fail(len(l), "group opened at byte %d has no \")\"", p.pos+n)
 			return false
 		}
@@ -519,12 +525,19 @@ func (p *lineParser) text1() []byte {
 
 // splitValue splits "001234.567*kWh" into its number and unit.
 func splitValue(g []byte) (d Decimal, unit []byte, ok bool) {
-	num := g
-	if i := bytes.IndexByte(g, '*'); i >= 0 {
-		num, unit = g[:i], g[i+1:]
+	d, n, ok := scanDecimal(g)
+	switch {
+	case n == len(g):
+		return d, nil, ok
+	case g[n] == '*':
+		return d, g[n+1:], ok
 	}
-	d, ok = parseDecimal(num)
-	return d, unit, ok
+	// Something other than "*" follows the number: not a value, though
+	// the unit is still what follows the first "*".
+	if i := bytes.IndexByte(g, '*'); i >= 0 {
+		unit = g[i+1:]
+	}
+	return Decimal{}, unit, false
 }
 
 // convert normalises d from unit into the rule's canonical unit. Units are
@@ -541,31 +554,31 @@ func convert(d Decimal, unit []byte, rule unitRule) (Decimal, bool) {
 		}
 		low[i] = c
 	}
-	u := string(low[:len(unit)]) // no allocation: only compared below
+	u := low[:len(unit)] // switch string(u) compares in place, without a copy
 	switch rule {
 	case unitKWh:
-		switch u {
+		switch string(u) {
 		case "kwh":
 			return d, true
 		case "wh":
 			return d.shift(-3), true
 		}
 	case unitW:
-		switch u {
+		switch string(u) {
 		case "kw":
 			return d.shift(3), true
 		case "w":
 			return d, true
 		}
 	case unitV:
-		switch u {
+		switch string(u) {
 		case "v":
 			return d, true
 		case "kv":
 			return d.shift(3), true
 		}
 	case unitA:
-		switch u {
+		switch string(u) {
 		case "a":
 			return d, true
 		case "ma":

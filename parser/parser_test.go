@@ -608,3 +608,25 @@ func TestAppendJSONValid(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitValue checks splitValue, which reads number and unit in one
+// pass, against the plain split at the first "*".
+func TestSplitValue(t *testing.T) {
+	ref := func(g []byte) (Decimal, []byte, bool) {
+		num, unit := g, []byte(nil)
+		if i := bytes.IndexByte(g, '*'); i >= 0 {
+			num, unit = g[:i], g[i+1:]
+		}
+		d, ok := parseDecimal(num)
+		return d, unit, ok
+	}
+	for _, in := range []string{"", "*", "*kW", "001234.567*kWh", "00.611*kW", "-00.024*kW", "+1*A", "1.*kW", ".5*kW", "1.2.3*kW",
+		"12", "12*", "12**", "1x*kW", "1*k*W", "-*kW", "-", "0000000000000000000000001.5*kWh", "1234567890123456789*kWh",
+		"0.1234567890123456789*V", "12 *kW", "1e3*W", "(1)*W", "999.9*kW"} {
+		d, unit, ok := splitValue([]byte(in))
+		wd, wunit, wok := ref([]byte(in))
+		if d != wd || ok != wok || !bytes.Equal(unit, wunit) || (unit == nil) != (wunit == nil) {
+			t.Errorf("splitValue(%q) = %v %q %v, want %v %q %v", in, d, unit, ok, wd, wunit, wok)
+		}
+	}
+}

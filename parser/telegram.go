@@ -139,9 +139,10 @@ type Telegram struct {
 	values [NumFields]Decimal
 	set    uint64 // bit f set when values[f] holds a register
 
-	buf []byte      // the frame, copied; raw slices point here
-	dec []byte      // hex-decoded texts
-	lp  *lineParser // reused by every ParseInto into this Telegram
+	buf  []byte      // the frame, copied; raw slices point here
+	dec  []byte      // hex-decoded texts
+	ends []int       // offsets in buf of the line ends ('\n') up to the end line
+	lp   *lineParser // reused by every ParseInto into this Telegram
 }
 
 // Get returns the register f and whether the telegram carried it.
