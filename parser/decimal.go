@@ -112,56 +112,38 @@ func scanDecimal(s []byte) (d Decimal, n int, ok bool) {
 		neg = s[0] == '-'
 		i++
 	}
-	digits, dot, tooLong := 0, false, false
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c >= '0' && c <= '9' {
-			if digits == maxDigits {
-				// Leading zeros do not count against precision.
-				if d.Int == 0 && !dot {
-					continue
-				}
-				tooLong = true
-				continue
-			}
-			if d.Int != 0 || dot || c != '0' {
-				digits++
-			}
-			d.Int = d.Int*10 + int64(c-'0')
-			if dot {
-				d.Scale++
-			}
-		} else if c == '.' && !dot {
-			dot = true
-		} else {
-			break
+	start := i
+	// Leading zeros do not count against precision; every digit after
+	// them and after the point does.
+	for i < len(s) && s[i] == '0' {
+		i++
+	}
+	sig := i
+	for i < len(s) && s[i]-'0' <= 9 {
+		d.Int = d.Int*10 + int64(s[i]-'0')
+		i++
+	}
+	digits, frac := i-sig, 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		f := i
+		for i < len(s) && s[i]-'0' <= 9 {
+			d.Int = d.Int*10 + int64(s[i]-'0')
+			i++
+		}
+		frac = i - f
+		if frac == 0 {
+			// "12." is not a number a meter sends; refuse rather than guess.
+			return Decimal{}, i, false
 		}
 	}
-	n = i
-	if tooLong {
-		return Decimal{}, n, false
+	// Past maxDigits, Int may have wrapped: it is not returned.
+	if i == start || digits+frac > maxDigits {
+		return Decimal{}, i, false
 	}
-	if digits == 0 && !hasDigit(s[:n]) {
-		return Decimal{}, n, false
-	}
-	if dot && d.Scale == 0 {
-		// "12." is not a number a meter sends; refuse rather than guess.
-		return Decimal{}, n, false
-	}
-	if d.Scale > maxDigits {
-		return Decimal{}, n, false
-	}
+	d.Scale = uint8(frac)
 	if neg {
 		d.Int = -d.Int
 	}
-	return d, n, true
-}
-
-func hasDigit(s []byte) bool {
-	for _, c := range s {
-		if c >= '0' && c <= '9' {
-			return true
-		}
-	}
-	return false
+	return d, i, true
 }

@@ -356,13 +356,20 @@ func parseOBIS(l []byte) (o OBIS, n int, ok bool) {
 	return o, n, true
 }
 
+// readUint8 reads a number of one to three digits, at most 255, that no
+// further digit follows; it returns 0, 0 when there is none.
 func readUint8(b []byte) (uint8, int) {
-	v, n := 0, 0
-	for n < len(b) && n < 3 && b[n] >= '0' && b[n] <= '9' {
-		v = v*10 + int(b[n]-'0')
-		n++
+	if len(b) == 0 || b[0]-'0' > 9 {
+		return 0, 0
 	}
-	if v > 255 || (n < len(b) && b[n] >= '0' && b[n] <= '9') {
+	v, n := uint(b[0]-'0'), 1
+	for ; n < len(b) && b[n]-'0' <= 9; n++ {
+		if n == 3 {
+			return 0, 0
+		}
+		v = v*10 + uint(b[n]-'0')
+	}
+	if v > 255 {
 		return 0, 0
 	}
 	return uint8(v), n

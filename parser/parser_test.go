@@ -630,3 +630,78 @@ func TestSplitValue(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDecimalShort compares parseDecimal and splitValue, on every short
+// string of the bytes that matter and on long runs of digits, with a
+// digit-by-digit reading.
+func TestParseDecimalShort(t *testing.T) {
+	ref := func(s []byte) (d Decimal, ok bool) {
+		i, neg := 0, false
+		if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+			neg, i = s[0] == '-', 1
+		}
+		digits, dot, any := 0, false, false
+		for ; i < len(s); i++ {
+			switch c := s[i]; {
+			case c >= '0' && c <= '9':
+				any = true
+				if d.Int != 0 || dot || c != '0' {
+					digits++
+				}
+				if digits > maxDigits {
+					return Decimal{}, false
+				}
+				d.Int = d.Int*10 + int64(c-'0')
+				if dot {
+					d.Scale++
+				}
+			case c == '.' && !dot:
+				dot = true
+			default:
+				return Decimal{}, false
+			}
+		}
+		if !any || dot && d.Scale == 0 {
+			return Decimal{}, false
+		}
+		if neg {
+			d.Int = -d.Int
+		}
+		return d, true
+	}
+	check := func(s []byte) {
+		d, ok := parseDecimal(s)
+		wd, wok := ref(s)
+		if d != wd || ok != wok {
+			t.Fatalf("parseDecimal(%q) = %v %v, want %v %v", s, d, ok, wd, wok)
+		}
+		num := s
+		if i := bytes.IndexByte(s, '*'); i >= 0 {
+			num = s[:i]
+		}
+		wd, wok = ref(num)
+		if d, _, ok := splitValue(s); d != wd || ok != wok {
+			t.Fatalf("splitValue(%q) = %v %v, want %v %v", s, d, ok, wd, wok)
+		}
+	}
+	const alphabet = "019.-+*x"
+	var walk func(s []byte)
+	walk = func(s []byte) {
+		check(s)
+		if len(s) == 6 {
+			return
+		}
+		for _, c := range []byte(alphabet) {
+			walk(append(s, c))
+		}
+	}
+	walk(nil)
+	for n := 15; n <= 22; n++ {
+		for _, form := range []string{"%0*d", "0.%0*d", "9%0*d", "-%0*d.5", "000%0*d*kW"} {
+			for _, v := range []int{0, 1, 7} {
+				check(fmt.Appendf(nil, form, n, v))
+				check(bytes.Repeat([]byte("9"), n))
+			}
+		}
+	}
+}
