@@ -258,20 +258,17 @@ func (p *lineParser) decodeText(raw []byte, message bool) []byte {
 	if len(raw) == 0 || len(raw)%2 != 0 {
 		return raw
 	}
-	for _, c := range raw {
-		if hexVal(c) < 0 {
-			return raw
-		}
-	}
-	for i := 0; i < len(raw); i += 2 {
-		c := byte(hexVal(raw[i])<<4 | hexVal(raw[i+1]))
-		if (c < 0x20 || c > 0x7e) && !(message && (c == '\t' || c == '\n' || c == '\r')) {
-			return raw
-		}
-	}
+	// Decoded straight into t.dec, and taken back when the text turns out
+	// not to be hex or not printable.
 	start := len(p.t.dec)
 	for i := 0; i < len(raw); i += 2 {
-		p.t.dec = append(p.t.dec, byte(hexVal(raw[i])<<4|hexVal(raw[i+1])))
+		hi, lo := hexVal(raw[i]), hexVal(raw[i+1])
+		c := byte(hi<<4 | lo)
+		if hi < 0 || lo < 0 || (c < 0x20 || c > 0x7e) && !(message && (c == '\t' || c == '\n' || c == '\r')) {
+			p.t.dec = p.t.dec[:start]
+			return raw
+		}
+		p.t.dec = append(p.t.dec, c)
 	}
 	out := p.t.dec[start:len(p.t.dec):len(p.t.dec)]
 	if !message {

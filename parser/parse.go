@@ -119,17 +119,24 @@ func (t *Telegram) checkCRC(f []byte, bang int) error {
 	return nil
 }
 
-func hexVal(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
+func hexVal(c byte) int { return int(hexValues[c]) }
+
+// hexValues maps a byte to its value as a hex digit, or -1.
+var hexValues = func() (t [256]int8) {
+	for c := range t {
+		switch {
+		case c >= '0' && c <= '9':
+			t[c] = int8(c - '0')
+		case c >= 'A' && c <= 'F':
+			t[c] = int8(c-'A') + 10
+		case c >= 'a' && c <= 'f':
+			t[c] = int8(c-'a') + 10
+		default:
+			t[c] = -1
+		}
 	}
-	return -1
-}
+	return t
+}()
 
 func trimCR(b []byte) []byte {
 	for len(b) > 0 && (b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
