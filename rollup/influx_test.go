@@ -577,18 +577,33 @@ func TestRecoverRandom(t *testing.T) {
 func TestGatewayNamesAreQuoted(t *testing.T) {
 	loc := mustLoad(t, "UTC")
 	e := newInfluxEnv(t, loc)
-	gw := `we"ird ${x}\gw`
 	now := utc("2026-05-05T12:00:00Z")
-	hist := []reading{
-		{at: utc("2026-05-04T23:00:00Z"), meter: "M", vals: map[field]parser.Decimal{fTaken: dec(t, "10")}},
-		{at: utc("2026-05-05T11:00:00Z"), meter: "M", vals: map[field]parser.Decimal{fTaken: dec(t, "12.5")}},
+	// Each name's pattern must match only itself: the decoys (recovered
+	// too, with other values) must not leak into it.
+	names := []string{`we"ird ${x}\gw`, "a/b", "gw.1", "gwX1", `g+w(1)|[x]^$`, "pre", "prefix", "x", "über meter"}
+	for i, gw := range names {
+		hist := []reading{
+			{at: utc("2026-05-04T23:00:00Z"), meter: "M", vals: map[field]parser.Decimal{fTaken: {Int: 10_000 * int64(i+1), Scale: 3}}},
+			{at: utc("2026-05-05T11:00:00Z"), meter: "M", vals: map[field]parser.Decimal{fTaken: {Int: 10_000*int64(i+1) + 500*int64(i+1), Scale: 3}}},
+		}
+		e.seed(gw, hist)
 	}
-	e.seed(gw, hist)
-	w := e.worker(now, gw)
+	w := e.worker(now, names...)
 	w.tick(context.Background(), true)
 	got := e.energy()
-	if g := got[pointKey{gw, "day", utc("2026-05-05T00:00:00Z").UnixNano()}]; g["taken_kwh"] != "2.5" {
-		t.Errorf("day for %q = %v, want taken_kwh 2.5 (all: %v)", gw, g, got)
+	for i, gw := range names {
+		want := parser.Decimal{Int: 500 * int64(i+1), Scale: 3}
+		if g := got[pointKey{gw, "day", utc("2026-05-05T00:00:00Z").UnixNano()}]; g["taken_kwh"] != normal(want).String() {
+			t.Errorf("day for %q = %v, want taken_kwh %s", gw, g, normal(want))
+		}
+	}
+}
+
+func TestFluxRegexOneOf(t *testing.T) {
+	got := fluxRegexOneOf([]string{"gw.1", "a/b", "x\ty", "(+)"})
+	want := `/^(gw\.1|a\/b|x\x{9}y|\(\+\))$/`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ import (
 //     growing windows so that the usual case reads two days at most.
 //
 // Every query runs on InfluxDB 1.8 (Flux 0.65): no array, no findRecord,
-// filters written with == so that the storage layer applies them.
+// filters written with == and =~ so that the storage layer applies them.
 
 // baseWindows are the look-back windows for the baseline; 0 means since 1970.
 var baseWindows = []time.Duration{48 * time.Hour, 40 * 24 * time.Hour, 400 * 24 * time.Hour, 0}
@@ -493,9 +494,11 @@ func selectExpr(gws []string, fields [numFields]bool) string {
   |> filter(fn: (r) => %s)`, filterExpr(gws, fields))
 }
 
-// filterExpr selects the registers the rollup reads for gws, with ==
-// comparisons joined by "or" (InfluxDB 1.8 pushes those down to storage,
-// contains() it does not).
+// filterExpr selects the registers the rollup reads for gws. The gateways
+// are one anchored regular expression: InfluxDB 1.8 pushes it down to
+// storage, as it does == (contains() it does not), and its cost grows with
+// the number of names where a chain of == joined by "or" grows with its
+// square (a thousand gateways: 0.1 s against 6 s on 1.8, data or not).
 func filterExpr(gws []string, fields [numFields]bool) string {
 	var b strings.Builder
 	b.WriteString("(")
@@ -513,15 +516,34 @@ func filterExpr(gws []string, fields [numFields]bool) string {
 		alts = append(alts, `(r._measurement == "p1_mbus" and r.kind == "gas" and r._field == "value")`)
 	}
 	b.WriteString(strings.Join(alts, " or "))
-	b.WriteString(") and (")
-	for i, gw := range gws {
+	b.WriteString(") and r.gateway =~ ")
+	b.WriteString(fluxRegexOneOf(gws))
+	return b.String()
+}
+
+// fluxRegexOneOf returns a Flux regular expression literal that matches
+// exactly the strings of list: /^(a|b)$/, each string quoted so that it
+// means itself (regexp.QuoteMeta, a "/" escaped for the literal, and control
+// characters as \x{…}).
+func fluxRegexOneOf(list []string) string {
+	var b strings.Builder
+	b.WriteString("/^(")
+	for i, s := range list {
 		if i > 0 {
-			b.WriteString(" or ")
+			b.WriteByte('|')
 		}
-		b.WriteString("r.gateway == ")
-		b.WriteString(fluxString(gw))
+		for _, c := range regexp.QuoteMeta(s) {
+			switch {
+			case c == '/':
+				b.WriteString(`\/`)
+			case c < 0x20 || c == 0x7f:
+				fmt.Fprintf(&b, `\x{%x}`, c)
+			default:
+				b.WriteRune(c)
+			}
+		}
 	}
-	b.WriteString(")")
+	b.WriteString(")$/")
 	return b.String()
 }
 
