@@ -450,7 +450,9 @@ func (q *slowQuerier) Query(ctx context.Context, query string) (*api.QueryTableR
 	time.Sleep(q.delay)
 	if strings.Contains(query, `yield(name: "mindiff")`) {
 		q.mu.Lock()
-		q.sizes = append(q.sizes, strings.Count(query, "r.gateway == "))
+		_, re, _ := strings.Cut(query, "r.gateway =~ /^(")
+		re, _, _ = strings.Cut(re, ")$/")
+		q.sizes = append(q.sizes, strings.Count(re, "|")+1)
 		q.mu.Unlock()
 	}
 	return q.stubQuerier.Query(ctx, query)
