@@ -705,3 +705,32 @@ func TestParseDecimalShort(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseParen compares closeParen with bytes.IndexByte for every length
+// up to 40 with ")" at every place, amid bytes that differ from ")" by one
+// bit or carry into their neighbour.
+func TestCloseParen(t *testing.T) {
+	fill := []byte{'(', '*', 0xa9, 0x28, 0x2a, 0x00, 0x01, 0x80, 0xff, 0x7f, 'k', '0'}
+	for n := 0; n <= 40; n++ {
+		for at := -1; at < n; at++ {
+			for k := range fill {
+				g := make([]byte, n)
+				for i := range g {
+					g[i] = fill[(i+k)%len(fill)]
+				}
+				if at >= 0 {
+					g[at] = ')'
+				}
+				if got, want := closeParen(g), bytes.IndexByte(g, ')'); got != want {
+					t.Fatalf("closeParen(%q) = %d, want %d", g, got, want)
+				}
+				if at >= 0 && at+1 < n {
+					g[n-1] = ')' // a later one must not win
+					if got, want := closeParen(g), bytes.IndexByte(g, ')'); got != want {
+						t.Fatalf("closeParen(%q) = %d, want %d", g, got, want)
+					}
+				}
+			}
+		}
+	}
+}
