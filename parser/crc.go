@@ -39,15 +39,17 @@ func CRC16(b []byte) uint16 {
 func crc16Update(crc uint16, b []byte) uint16 {
 	t := &crcTables
 	for len(b) >= 16 {
-		// One load per eight bytes. Only the first two bytes mix with the
-		// running CRC; the other fourteen lookups do not wait for it, and
-		// the parentheses let them combine side by side.
+		// Only the first two bytes mix with the running CRC; the other
+		// fourteen lookups do not wait for it, and the parentheses let them
+		// combine side by side. Half the bytes come from one word load and
+		// shifts, half from byte loads, to share the work between the CPU's
+		// arithmetic and load units.
 		x := binary.LittleEndian.Uint64(b)
-		y := binary.LittleEndian.Uint64(b[8:])
+		_ = b[15]
 		rest := ((t[13][byte(x>>16)] ^ t[12][byte(x>>24)]) ^ (t[11][byte(x>>32)] ^ t[10][byte(x>>40)])) ^
-			((t[9][byte(x>>48)] ^ t[8][byte(x>>56)]) ^ (t[7][byte(y)] ^ t[6][byte(y>>8)])) ^
-			((t[5][byte(y>>16)] ^ t[4][byte(y>>24)]) ^ (t[3][byte(y>>32)] ^ t[2][byte(y>>40)])) ^
-			(t[1][byte(y>>48)] ^ t[0][byte(y>>56)])
+			((t[9][byte(x>>48)] ^ t[8][byte(x>>56)]) ^ (t[7][b[8]] ^ t[6][b[9]])) ^
+			((t[5][b[10]] ^ t[4][b[11]]) ^ (t[3][b[12]] ^ t[2][b[13]])) ^
+			(t[1][b[14]] ^ t[0][b[15]])
 		c := crc ^ uint16(x)
 		crc = t[15][byte(c)] ^ t[14][byte(c>>8)] ^ rest
 		b = b[16:]
