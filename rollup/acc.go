@@ -50,10 +50,27 @@ func p1FieldByName(name string) (field, bool) {
 
 // sample is one register reading: when, what, and on which meter.
 type sample struct {
-	at    time.Time
+	at    instant
 	v     parser.Decimal
 	meter string // meter_id; "" when the meter sends none
 }
+
+// instant is a time as Unix nanoseconds, a third of a time.Time: the
+// accumulators hold three per register, period and gateway. Zero is "none"
+// (readings from before 1970 are not readings).
+type instant int64
+
+func instantOf(t time.Time) instant {
+	if t.IsZero() {
+		return 0
+	}
+	return instant(t.UnixNano())
+}
+
+func (i instant) Before(j instant) bool { return i < j }
+func (i instant) After(j instant) bool  { return i > j }
+func (i instant) IsZero() bool          { return i == 0 }
+func (i instant) Time() time.Time       { return time.Unix(0, int64(i)) }
 
 // breaks reports whether next starts a new segment after prev: the register
 // went down (meter replaced or reset) or the meter itself changed.
@@ -133,7 +150,7 @@ func (o *obs) sample(f field) (sample, bool) {
 	if o.has&(1<<f) == 0 {
 		return sample{}, false
 	}
-	return sample{at: o.at, v: o.vals[f], meter: o.meter}, true
+	return sample{at: instantOf(o.at), v: o.vals[f], meter: o.meter}, true
 }
 
 // fieldAcc accumulates one register over one period.
@@ -162,12 +179,12 @@ type fieldAcc struct {
 // ignored: readings arrive in time order, so it is a duplicate or a stray.
 func (a *fieldAcc) add(s sample, p period) bool {
 	switch {
-	case s.at.Before(p.start):
+	case s.at.Before(instantOf(p.start)):
 		if !a.hasBase || s.at.After(a.base.at) {
 			a.base, a.hasBase = s, true
 		}
 		return true
-	case !s.at.Before(p.end):
+	case !s.at.Before(instantOf(p.end)):
 		return true
 	}
 	if !a.has {

@@ -45,7 +45,7 @@ func TestFieldAcc(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var a fieldAcc
 			for _, x := range tt.in {
-				a.add(sample{at: x.at, v: dec(t, x.v), meter: x.meter}, p)
+				a.add(sample{at: instantOf(x.at), v: dec(t, x.v), meter: x.meter}, p)
 			}
 			got, ok := a.value()
 			switch {
@@ -121,7 +121,7 @@ func TestReplayEqualsReadings(t *testing.T) {
 		}
 		var live fieldAcc
 		for _, r := range hist {
-			live.add(sample{at: r.at, v: r.vals[fTaken], meter: r.meter}, p)
+			live.add(sample{at: instantOf(r.at), v: r.vals[fTaken], meter: r.meter}, p)
 		}
 		s := compress(hist, p)
 		replay := s.acc(p)
@@ -142,7 +142,7 @@ func compress(hist []reading, p period) fieldSummary {
 	var cur *run
 	var prev sample
 	for _, r := range hist {
-		x := sample{at: r.at, v: r.vals[fTaken], meter: r.meter}
+		x := sample{at: instantOf(r.at), v: r.vals[fTaken], meter: r.meter}
 		if r.at.Before(p.start) {
 			s.base, s.hasBase = x, true
 			continue
@@ -215,7 +215,7 @@ func TestAppendObsKeepsValues(t *testing.T) {
 						gasMeter = []string{"G", "H"}[rng.IntN(2)]
 					}
 				}
-				o.gas = sample{at: gasAt, v: parser.Decimal{Int: gas, Scale: 3}, meter: gasMeter}
+				o.gas = sample{at: instantOf(gasAt), v: parser.Decimal{Int: gas, Scale: 3}, meter: gasMeter}
 				o.hasGas, o.gasDate = true, dateKey(gasAt, loc)
 			}
 			all = append(all, o)
@@ -273,7 +273,7 @@ func TestAppendObsDay(t *testing.T) {
 		for f := range numP1Fields {
 			o.vals[f], o.has = r.vals[field(f)], o.has|1<<f
 		}
-		o.gas = sample{at: r.gasAt, v: r.vals[fGas], meter: r.gasMeter}
+		o.gas = sample{at: instantOf(r.gasAt), v: r.vals[fGas], meter: r.gasMeter}
 		o.hasGas, o.gasDate = true, dateKey(r.gasAt, loc)
 		q = appendObs(q, o)
 	}

@@ -41,7 +41,7 @@ var epoch = time.Unix(0, 0).UTC()
 // drop is a place inside a run where the register went down: v after, prev
 // the reading just before.
 type drop struct {
-	at   time.Time
+	at   instant
 	prev parser.Decimal
 	v    parser.Decimal
 }
@@ -273,7 +273,7 @@ func (w *Worker) recoverBase(ctx context.Context, p period, out map[string]*summ
 			if !ok {
 				continue
 			}
-			s[k.f].base = sample{at: r.at, v: v, meter: r.meter}
+			s[k.f].base = sample{at: instantOf(r.at), v: v, meter: r.meter}
 			s[k.f].hasBase = true
 		}
 		if win == 0 {
@@ -319,13 +319,13 @@ func collectRuns(rows []row, runs bool) map[seriesKey][]*run {
 				continue
 			}
 			x := get(r)
-			x.drops = append(x.drops, drop{at: r.at, v: after, prev: sub(after, diff)})
+			x.drops = append(x.drops, drop{at: instantOf(r.at), v: after, prev: sub(after, diff)})
 			continue
 		}
 		if !ok {
 			continue
 		}
-		s := sample{at: r.at, v: v, meter: r.meter}
+		s := sample{at: instantOf(r.at), v: v, meter: r.meter}
 		x := get(r)
 		switch r.result {
 		case "first":

@@ -208,7 +208,7 @@ func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
 		if in.gasMeter != string(gas.ID) {
 			in.gasMeter = string(gas.ID)
 		}
-		o.gas = sample{at: gas.Time, v: gas.Value, meter: in.gasMeter}
+		o.gas = sample{at: instantOf(gas.Time), v: gas.Value, meter: in.gasMeter}
 		o.hasGas = true
 		o.gasDate = dateKey(gas.Time, w.cfg.Location)
 	}
@@ -370,7 +370,7 @@ func (w *Worker) route(gw string, o *obs, now time.Time) {
 	}
 	for _, tp := range w.tracked {
 		gp := tp.gws[gw]
-		if !o.at.Before(tp.end) && (!o.hasGas || !o.gas.at.Before(tp.end)) {
+		if !o.at.Before(tp.end) && (!o.hasGas || !o.gas.at.Before(instantOf(tp.end))) {
 			continue
 		}
 		if !gp.recovered {
