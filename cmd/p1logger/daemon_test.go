@@ -243,6 +243,15 @@ func TestDaemon(t *testing.T) {
 	base := "http://" + addr
 	waitFor(t, 10*time.Second, "readyz 200", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
 	time.Sleep(3 * time.Second)
+	// The faulty gateway closes after its 11th telegram, often in the same
+	// segment as the telegram's last bytes; the reader finds such a close up
+	// to probeAfter (2 s) after those bytes, then reconnects. Wait for that,
+	// then one more health interval so that a p1_gateway point shows it.
+	waitFor(t, 10*time.Second, "faulty gateway reconnect", func() bool {
+		_, m := get(t, base+"/metrics")
+		return metric(t, m, `p1logger_gateway_reconnects_total{gateway="faulty"}`) > 0
+	})
+	time.Sleep(1500 * time.Millisecond)
 
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
