@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,5 +304,58 @@ func TestPipelineInflux(t *testing.T) {
 	// The last point may fall between the readers' stop and the Batcher's.
 	if r := last["clean"]; r == nil || r["telegrams"].(int64) == 0 || !cleanUp {
 		t.Errorf("clean gateway health %v, want telegrams and a connected point", r)
+	}
+}
+
+// TestHTTPSinkGzipDefault: by default bodies of 4 KiB and more are
+// compressed, except for an InfluxDB on this machine.
+func TestHTTPSinkGzipDefault(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"http://127.0.0.1:8086", -1},
+		{"http://127.3.4.5:8086", -1},
+		{"http://[::1]:8086", -1},
+		{"http://[::ffff:127.0.0.1]:8086", -1},
+		{"http://localhost:8086", -1},
+		{"http://LocalHost.:8086", -1},
+		{"http://influx.localhost", -1},
+		{"http://influxdb:8086", 4096},
+		{"https://eu-central-1-1.aws.cloud2.influxdata.com", 4096},
+		{"http://192.168.1.10:8086", 4096},
+		{"http://[fe80::1]:8086", 4096},
+		{"http://localhost.example.com:8086", 4096},
+	} {
+		s, err := NewHTTPSink(InfluxConfig{URL: c.url, Bucket: "b"})
+		if err != nil {
+			t.Fatalf("%s: %v", c.url, err)
+		}
+		if s.gzipMin != c.want {
+			t.Errorf("%s: gzipMin %d, want %d", c.url, s.gzipMin, c.want)
+		}
+	}
+	// An explicit GzipMin wins, loopback or not.
+	if s, _ := NewHTTPSink(InfluxConfig{URL: "http://127.0.0.1:8086", Bucket: "b", GzipMin: 100}); s.gzipMin != 100 {
+		t.Errorf("explicit GzipMin 100 on loopback: %d", s.gzipMin)
+	}
+
+	// On the wire: a 10 KB batch to a loopback server goes uncompressed.
+	var enc atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc.Store(fmt.Sprintf("%s|%d", r.Header.Get("Content-Encoding"), r.ContentLength))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	s, err := NewHTTPSink(InfluxConfig{URL: srv.URL, Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := bytes.Repeat([]byte("m v=1 1700000000000000000\n"), 400)
+	if err := s.Send(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := enc.Load(), fmt.Sprintf("|%d", len(batch)); got != want {
+		t.Errorf("encoding|length %q, want %q", got, want)
 	}
 }
