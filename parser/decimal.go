@@ -102,6 +102,16 @@ func parseDecimal(s []byte) (d Decimal, ok bool) {
 	return d, ok
 }
 
+// digitRun reads the digits of s from i on into v, as v×10+digit each, and
+// returns where they end and the new v.
+func digitRun(s []byte, i int, v int64) (int, int64) {
+	for i < len(s) && s[i]-'0' <= 9 {
+		v = v*10 + int64(s[i]-'0')
+		i++
+	}
+	return i, v
+}
+
 // scanDecimal reads a number as parseDecimal does from the start of s, up to
 // the first byte that cannot continue it, and returns how many bytes that
 // was; ok tells whether those bytes are a number parseDecimal accepts.
@@ -119,18 +129,11 @@ func scanDecimal(s []byte) (d Decimal, n int, ok bool) {
 		i++
 	}
 	sig := i
-	for i < len(s) && s[i]-'0' <= 9 {
-		d.Int = d.Int*10 + int64(s[i]-'0')
-		i++
-	}
+	i, d.Int = digitRun(s, i, 0)
 	digits, frac := i-sig, 0
 	if i < len(s) && s[i] == '.' {
-		i++
-		f := i
-		for i < len(s) && s[i]-'0' <= 9 {
-			d.Int = d.Int*10 + int64(s[i]-'0')
-			i++
-		}
+		f := i + 1
+		i, d.Int = digitRun(s, f, d.Int)
 		frac = i - f
 		if frac == 0 {
 			// "12." is not a number a meter sends; refuse rather than guess.
