@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -143,5 +144,49 @@ func TestMemBufferStats(t *testing.T) {
 	b, _ := m.Peek(nil, 1000)
 	if st.Points != int64(strings.Count(string(b), "\n")) || st.DroppedPoints == 0 || st.Points+st.DroppedPoints != 47 {
 		t.Errorf("after drops: %+v, buffer holds %d lines", st, strings.Count(string(b), "\n"))
+	}
+}
+
+// TestMemBufferReusesChunks: once warm, a steady cycle (thousands of
+// gateways' lines appended one gateway at a time, then peeked and acked)
+// allocates nothing; and what is kept for reuse stays bounded after a
+// backlog drains.
+func TestMemBufferReusesChunks(t *testing.T) {
+	m := NewMemBuffer(64<<20, 1<<20, nil)
+	line := append(bytes.Repeat([]byte("x"), 699), '\n')
+	dst := make([]byte, 0, 4<<20)
+	cycle := func() {
+		for range 3000 {
+			m.Append(line)
+		}
+		batch, token := m.Peek(dst[:0], 8<<20)
+		if len(batch) != 3000*len(line) {
+			t.Fatalf("peeked %d bytes, want %d", len(batch), 3000*len(line))
+		}
+		m.Ack(token)
+	}
+	cycle()
+	if a := testing.AllocsPerRun(5, cycle); a != 0 {
+		t.Errorf("%v allocations per warm cycle, want 0", a)
+	}
+
+	// A 40 MB backlog (an outage) drains: at most a quarter of the bound,
+	// and no more than 16 MiB, is kept.
+	for range 60000 {
+		m.Append(line)
+	}
+	for m.Bytes() > 0 {
+		_, token := m.Peek(dst[:0], 4<<20)
+		m.Ack(token)
+	}
+	if m.freeCap > 16<<20 || m.freeCap < 8<<20 {
+		t.Errorf("kept %d bytes for reuse after the backlog, want 8–16 MiB", m.freeCap)
+	}
+	total := 0
+	for _, b := range m.free {
+		total += cap(b)
+	}
+	if total != m.freeCap {
+		t.Errorf("freeCap %d, free chunks hold %d", m.freeCap, total)
 	}
 }
