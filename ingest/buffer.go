@@ -109,7 +109,7 @@ func (m *MemBuffer) Append(lines []byte) error {
 	m.mu.Lock()
 	now := time.Now()
 	for len(lines) > 0 {
-		n := cutLines(lines, m.maxChunk)
+		n := cutLines(lines, m.piece())
 		m.appendChunk(lines[:n], now)
 		lines = lines[n:]
 	}
@@ -143,7 +143,7 @@ func (m *MemBuffer) appendChunk(p []byte, now time.Time) {
 		m.free = m.free[:k-1]
 		m.freeCap -= cap(data)
 	} else {
-		data = make([]byte, 0, max(len(p), min(m.maxChunk, 64<<10)))
+		data = make([]byte, 0, max(len(p), m.piece()))
 	}
 	data = append(data, p...)
 	m.chunks = append(m.chunks, chunk{seq: m.nextSeq, at: now, lines: n, data: data})
@@ -205,6 +205,11 @@ func (m *MemBuffer) Ack(token uint64) {
 	}
 	m.removeFront(i)
 }
+
+// piece is the size of chunk storage, and of the pieces a large append is
+// cut into: one size, so that storage kept for reuse fits any new chunk
+// (a line longer than that is a chunk of its own).
+func (m *MemBuffer) piece() int { return min(m.maxChunk, 64<<10) }
 
 // maxFree bounds the chunk storage kept for reuse: enough for a cycle of
 // thousands of gateways (10,000 write about 7 MB per cycle, in 64 KiB

@@ -154,14 +154,16 @@ func TestMemBufferStats(t *testing.T) {
 func TestMemBufferReusesChunks(t *testing.T) {
 	m := NewMemBuffer(64<<20, 1<<20, nil)
 	line := append(bytes.Repeat([]byte("x"), 699), '\n')
-	dst := make([]byte, 0, 4<<20)
+	dst := make([]byte, 0, 8<<20)
+	rollup := bytes.Repeat(line, 4000) // 2.8 MB in one append
 	cycle := func() {
 		for range 3000 {
 			m.Append(line)
 		}
+		m.Append(rollup)
 		batch, token := m.Peek(dst[:0], 8<<20)
-		if len(batch) != 3000*len(line) {
-			t.Fatalf("peeked %d bytes, want %d", len(batch), 3000*len(line))
+		if len(batch) != 7000*len(line) {
+			t.Fatalf("peeked %d bytes, want %d", len(batch), 7000*len(line))
 		}
 		m.Ack(token)
 	}
