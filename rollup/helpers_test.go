@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxdata/influxdb-client-go/v2/api"
+	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/parser"
 )
@@ -233,14 +233,14 @@ type stubQuerier struct {
 	queries []string
 }
 
-func (q *stubQuerier) Query(_ context.Context, query string) (*api.QueryTableResult, error) {
+func (q *stubQuerier) QueryRaw(_ context.Context, query string, _ *domain.Dialect) (string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.queries = append(q.queries, query)
 	if q.err != nil {
-		return nil, q.err
+		return "", q.err
 	}
-	return api.NewQueryTableResult(io.NopCloser(strings.NewReader(""))), nil
+	return "", nil
 }
 
 func (q *stubQuerier) setErr(err error) {

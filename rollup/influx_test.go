@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
+	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/internal/lineproto"
@@ -33,18 +35,109 @@ func (w influxWriter) WriteLines(ctx context.Context, lines []byte) error {
 	return w.srv.WriteLines(ctx, w.bucket, lines)
 }
 
-// countingQuerier is the official client's QueryAPI, remembering the queries.
+// countingQuerier is the official client's QueryAPI, remembering the
+// queries. It also reads every answer twice, with the rollup's fluxCSV and
+// with the client's own decoder, and fails the test where they differ.
 type countingQuerier struct {
 	api.QueryAPI
+	t       *testing.T
 	mu      sync.Mutex
 	queries []string
+	checked int // answers read both ways, with rows
 }
 
-func (q *countingQuerier) Query(ctx context.Context, query string) (*api.QueryTableResult, error) {
+func (q *countingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
 	q.mu.Lock()
 	q.queries = append(q.queries, query)
 	q.mu.Unlock()
-	return q.QueryAPI.Query(ctx, query)
+	text, err := q.QueryAPI.QueryRaw(ctx, query, d)
+	if err == nil {
+		q.compare(text)
+	}
+	return text, err
+}
+
+func (q *countingQuerier) compare(text string) {
+	var fc fluxCSV
+	got, gerr := fc.rows(text)
+	want, werr := clientRows(text)
+	if (gerr != nil) != (werr != nil) {
+		q.t.Errorf("fluxCSV error %v, client %v, on:\n%s", gerr, werr, text)
+		return
+	}
+	if len(got) != len(want) {
+		q.t.Errorf("fluxCSV read %d rows, client %d, from:\n%s", len(got), len(want), text)
+		return
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if !g.at.Equal(w.at) {
+			q.t.Errorf("row %d: fluxCSV at %v, client %v", i, g.at, w.at)
+		}
+		g.at, w.at = time.Time{}, time.Time{}
+		if g != w {
+			q.t.Errorf("row %d: fluxCSV %+v, client %+v", i, g, w)
+		}
+	}
+	if len(got) > 0 {
+		q.mu.Lock()
+		q.checked++
+		q.mu.Unlock()
+	}
+}
+
+// clientRows reads a query's annotated CSV with the official client's
+// decoder (FluxRecord), the way the rollup read it before fluxCSV: the
+// reference fluxCSV is held to.
+func clientRows(text string) ([]row, error) {
+	res := api.NewQueryTableResult(io.NopCloser(strings.NewReader(text)))
+	defer res.Close()
+	var rows []row
+	for res.Next() {
+		rec := res.Record()
+		r := row{result: rec.Result(), at: rec.Time()}
+		r.gw, _ = rec.ValueByKey("gateway").(string)
+		r.meter, _ = rec.ValueByKey("meter_id").(string)
+		switch rec.Measurement() {
+		case "p1":
+			f, ok := p1FieldByName(rec.Field())
+			if !ok {
+				continue
+			}
+			r.f = f
+		case "p1_mbus":
+			r.f = fGas
+			r.channel, _ = rec.ValueByKey("channel").(string)
+		default:
+			continue
+		}
+		var ok bool
+		if r.value, ok = clientNumber(rec.Value()); !ok {
+			continue
+		}
+		if r.result == "drops" {
+			if r.v, ok = clientNumber(rec.ValueByKey("v")); !ok {
+				continue
+			}
+		}
+		if n, ok := rec.ValueByKey("run").(int64); ok {
+			r.run = n
+		}
+		rows = append(rows, r)
+	}
+	return rows, res.Err()
+}
+
+func clientNumber(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	}
+	return 0, false
 }
 
 func (q *countingQuerier) ran(substr string) int {
@@ -74,8 +167,9 @@ func newInfluxEnv(t *testing.T, loc *time.Location) *influxEnv {
 	srv := influxtest.Shared(t)
 	client := influxdb2.NewClient(srv.URL(), srv.Token())
 	t.Cleanup(client.Close)
-	return &influxEnv{t: t, srv: srv, bucket: srv.NewBucket(t), q: &countingQuerier{QueryAPI: client.QueryAPI("")},
-		clock: &fakeClock{}, loc: loc}
+	q := &countingQuerier{QueryAPI: client.QueryAPI(""), t: t}
+	t.Cleanup(func() { t.Logf("%d answers with rows read alike by fluxCSV and the client", q.checked) })
+	return &influxEnv{t: t, srv: srv, bucket: srv.NewBucket(t), q: q, clock: &fakeClock{}, loc: loc}
 }
 
 func (e *influxEnv) worker(now time.Time, gws ...string) *Worker {
@@ -655,30 +749,19 @@ func BenchmarkRecoverMonth(b *testing.B) {
 	}
 }
 
-// timingQuerier logs how long each query took, to the end of its result.
+// timingQuerier logs how long each query took, to the end of its answer.
 type timingQuerier struct {
 	tb testing.TB
 	q  api.QueryAPI
 }
 
-func (q timingQuerier) Query(ctx context.Context, query string) (*api.QueryTableResult, error) {
+func (q timingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
 	t0 := time.Now()
-	res, err := q.q.Query(ctx, query)
+	text, err := q.q.QueryRaw(ctx, query, d)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	// Read it all here so that the time includes the server's work.
-	var buf strings.Builder
-	n := 0
-	for res.Next() {
-		n++
-	}
-	if err := res.Err(); err != nil {
-		return nil, err
-	}
-	res.Close()
 	lines := strings.Split(query, "\n")
-	fmt.Fprintf(&buf, "%v %d rows: %s", time.Since(t0).Round(time.Millisecond), n, strings.Join(lines[1:3], " "))
-	q.tb.Log(buf.String())
-	return q.q.Query(ctx, query)
+	q.tb.Logf("%v %d bytes: %s", time.Since(t0).Round(time.Millisecond), len(text), strings.Join(lines[1:3], " "))
+	return text, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/influxdata/influxdb-client-go/v2/api"
+
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -576,58 +578,10 @@ func fluxString(s string) string {
 // query runs q and returns its rows. Records that are not readings of a
 // rollup register are skipped.
 func (w *Worker) query(ctx context.Context, q string) ([]row, error) {
-	res, err := w.q.Query(ctx, q)
+	text, err := w.q.QueryRaw(ctx, q, api.DefaultDialect())
 	if err != nil {
 		return nil, err
 	}
-	defer res.Close()
-	var rows []row
-	for res.Next() {
-		rec := res.Record()
-		r := row{result: rec.Result(), at: rec.Time()}
-		r.gw, _ = rec.ValueByKey("gateway").(string)
-		r.meter, _ = rec.ValueByKey("meter_id").(string)
-		switch rec.Measurement() {
-		case "p1":
-			f, ok := p1FieldByName(rec.Field())
-			if !ok {
-				continue
-			}
-			r.f = f
-		case "p1_mbus":
-			r.f = fGas
-			r.channel, _ = rec.ValueByKey("channel").(string)
-		default:
-			continue
-		}
-		var ok bool
-		if r.value, ok = number(rec.Value()); !ok {
-			continue
-		}
-		if r.result == "drops" {
-			if r.v, ok = number(rec.ValueByKey("v")); !ok {
-				continue
-			}
-		}
-		if n, ok := rec.ValueByKey("run").(int64); ok {
-			r.run = n
-		}
-		rows = append(rows, r)
-	}
-	if err := res.Err(); err != nil {
-		return nil, err
-	}
-	return rows, nil
-}
-
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	}
-	return 0, false
+	var fc fluxCSV
+	return fc.rows(text)
 }

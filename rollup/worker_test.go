@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxdata/influxdb-client-go/v2/api"
+	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/parser"
 )
@@ -446,7 +446,7 @@ type slowQuerier struct {
 	sizes []int
 }
 
-func (q *slowQuerier) Query(ctx context.Context, query string) (*api.QueryTableResult, error) {
+func (q *slowQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
 	time.Sleep(q.delay)
 	if strings.Contains(query, `yield(name: "mindiff")`) {
 		q.mu.Lock()
@@ -455,7 +455,7 @@ func (q *slowQuerier) Query(ctx context.Context, query string) (*api.QueryTableR
 		q.sizes = append(q.sizes, strings.Count(re, "|")+1)
 		q.mu.Unlock()
 	}
-	return q.stubQuerier.Query(ctx, query)
+	return q.stubQuerier.QueryRaw(ctx, query, d)
 }
 
 func gatewayNames(n int) []string {

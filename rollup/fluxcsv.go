@@ -1,0 +1,187 @@
+package rollup
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fluxCSV reads the rows of a query's annotated CSV (the form QueryRaw
+// returns with api.DefaultDialect), in one pass and without a map per
+// record: recovering thousands of gateways reads millions of records, and
+// the client's FluxRecord costs a map of every column for each.
+//
+// The CSV is a series of blocks, one per table schema: annotation rows
+// ("#datatype", "#group", "#default"), a header row, then records. An empty
+// cell takes the block's #default (the result column carries the yield's
+// name there). A block whose header has an "error" column reports a failure
+// of the query after it started answering.
+type fluxCSV struct {
+	strs map[string]string // each gateway, meter and channel name once
+}
+
+// column indexes of one block's header; -1 when absent.
+type fluxCols struct {
+	result, time, value, field, meas, gw, meter, channel, v, run, err int
+}
+
+func newFluxCols(header []string) fluxCols {
+	c := fluxCols{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+	for i, h := range header {
+		switch h {
+		case "result":
+			c.result = i
+		case "_time":
+			c.time = i
+		case "_value":
+			c.value = i
+		case "_field":
+			c.field = i
+		case "_measurement":
+			c.meas = i
+		case "gateway":
+			c.gw = i
+		case "meter_id":
+			c.meter = i
+		case "channel":
+			c.channel = i
+		case "v":
+			c.v = i
+		case "run":
+			c.run = i
+		case "error":
+			c.err = i
+		}
+	}
+	return c
+}
+
+// rows reads text. Records that are not readings of a rollup register (a
+// measurement or field the rollup does not sum, a value that is not a
+// number) are skipped; a malformed CSV or an error block is an error.
+func (fc *fluxCSV) rows(text string) ([]row, error) {
+	if fc.strs == nil {
+		fc.strs = map[string]string{}
+	}
+	r := csv.NewReader(strings.NewReader(text))
+	r.ReuseRecord = true
+	r.FieldsPerRecord = -1
+	var (
+		rows     []row
+		defaults []string
+		cols     fluxCols
+		header   bool // the next non-annotation record is a header
+		inBlock  bool
+	)
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flux csv: %w", err)
+		}
+		if strings.HasPrefix(rec[0], "#") {
+			if !header {
+				defaults = defaults[:0]
+			}
+			if rec[0] == "#default" {
+				defaults = append(defaults[:0], rec...)
+				for i := range defaults {
+					defaults[i] = strings.Clone(defaults[i])
+				}
+			}
+			header = true
+			continue
+		}
+		if header || !inBlock {
+			cols = newFluxCols(rec)
+			header, inBlock = false, true
+			continue
+		}
+		cell := func(i int) string {
+			if i < 0 {
+				return ""
+			}
+			if i < len(rec) && rec[i] != "" {
+				return rec[i]
+			}
+			if i < len(defaults) {
+				return defaults[i]
+			}
+			return ""
+		}
+		if cols.err >= 0 {
+			msg := cell(cols.err)
+			if msg == "" {
+				msg = "unknown error"
+			}
+			return nil, errors.New("flux query: " + msg)
+		}
+		x := row{result: fc.str(cell(cols.result)), gw: fc.str(cell(cols.gw)), meter: fc.str(cell(cols.meter))}
+		switch cell(cols.meas) {
+		case "p1":
+			f, ok := p1FieldByName(cell(cols.field))
+			if !ok {
+				continue
+			}
+			x.f = f
+		case "p1_mbus":
+			x.f = fGas
+			x.channel = fc.str(cell(cols.channel))
+		default:
+			continue
+		}
+		var ok bool
+		if x.value, ok = parseNumber(cell(cols.value)); !ok {
+			continue
+		}
+		if x.result == "drops" {
+			if x.v, ok = parseNumber(cell(cols.v)); !ok {
+				continue
+			}
+		}
+		if s := cell(cols.run); s != "" {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				x.run = n
+			}
+		}
+		if s := cell(cols.time); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return nil, fmt.Errorf("flux csv: _time %q: %w", s, err)
+			}
+			x.at = t
+		}
+		rows = append(rows, x)
+	}
+}
+
+// str returns s, the same string for the same text across a recovery: the
+// rows of one gateway share its name and meter_id, and a kept meter_id
+// does not hold on to the record it was read from.
+func (fc *fluxCSV) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	if k, ok := fc.strs[s]; ok {
+		return k
+	}
+	k := strings.Clone(s)
+	fc.strs[k] = k
+	return k
+}
+
+// parseNumber reads a _value cell: a float, or an integer of a register
+// written as one.
+func parseNumber(s string) (float64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}

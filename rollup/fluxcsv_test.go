@@ -1,0 +1,155 @@
+package rollup
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestFluxCSV reads annotated CSV shaped like InfluxDB's answers: blocks
+// with their own annotations, the yield's name only in #default, quoted
+// names, integer and float values, and records the rollup does not use.
+func TestFluxCSV(t *testing.T) {
+	text := strings.Join([]string{
+		"#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,string,string,string,string",
+		"#group,false,false,true,true,false,false,true,true,true,true",
+		"#default,first,,,,,,,,,",
+		",result,table,_start,_stop,_time,_value,_field,_measurement,gateway,meter_id",
+		`,,0,2026-11-01T00:00:00Z,2026-11-24T00:00:00Z,2026-11-01T00:00:05Z,1234.5,taken_kwh,p1,"roof, ""east""",M1`,
+		",,1,2026-11-01T00:00:00Z,2026-11-24T00:00:00Z,2026-11-01T00:00:05.123456789Z,7,injected_kwh,p1,b,",
+		",,2,2026-11-01T00:00:00Z,2026-11-24T00:00:00Z,2026-11-01T00:00:05Z,3,power_w,p1,b,M2",
+		",,3,2026-11-01T00:00:00Z,2026-11-24T00:00:00Z,2026-11-01T00:00:05Z,4,taken_kwh,p1_other,b,M2",
+		"",
+		"#datatype,string,long,dateTime:RFC3339,double,string,string,string,string,string,double",
+		"#group,false,false,false,false,true,true,true,true,true,false",
+		"#default,drops,,,,,,,,,",
+		",result,table,_time,_value,_field,_measurement,gateway,meter_id,channel,v",
+		",,0,2026-11-02T10:00:00Z,-12.5,value,p1_mbus,\"line\nbreak\",G1,1,0.25",
+		",,0,2026-11-02T11:00:00Z,-1,value,p1_mbus,\"line\nbreak\",G1,1,",
+		"",
+		"#datatype,string,long,dateTime:RFC3339,long,string,string,string,long",
+		"#group,false,false,false,false,true,true,true,false",
+		"#default,runs,,,,,,,",
+		",result,table,_time,_value,_field,_measurement,gateway,run",
+		",,0,2026-11-03T00:00:00Z,42,taken_t1_kwh,p1,c,3",
+		"",
+	}, "\r\n")
+	var fc fluxCSV
+	rows, err := fc.rows(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time {
+		x, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	want := []row{
+		{result: "first", gw: `roof, "east"`, meter: "M1", f: fTaken, value: 1234.5, at: at("2026-11-01T00:00:05Z")},
+		{result: "first", gw: "b", f: fInjected, value: 7, at: at("2026-11-01T00:00:05.123456789Z")},
+		{result: "drops", gw: "line\nbreak", meter: "G1", f: fGas, channel: "1", value: -12.5, v: 0.25, at: at("2026-11-02T10:00:00Z")},
+		{result: "runs", gw: "c", f: fTakenT1, value: 42, run: 3, at: at("2026-11-03T00:00:00Z")},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i := range want {
+		g, w := rows[i], want[i]
+		if !g.at.Equal(w.at) {
+			t.Errorf("row %d at %v, want %v", i, g.at, w.at)
+		}
+		g.at, w.at = time.Time{}, time.Time{}
+		if g != w {
+			t.Errorf("row %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	// The client's own decoder reads the same rows.
+	ref, err := clientRows(text)
+	if err != nil || len(ref) != len(rows) {
+		t.Fatalf("client decoder: %d rows, %v", len(ref), err)
+	}
+	for i := range ref {
+		g, w := rows[i], ref[i]
+		if !g.at.Equal(w.at) {
+			t.Errorf("row %d at %v, client %v", i, g.at, w.at)
+		}
+		g.at, w.at = time.Time{}, time.Time{}
+		if g != w {
+			t.Errorf("row %d:\n   got %+v\nclient %+v", i, g, w)
+		}
+	}
+	// A name read again is the same string, not a copy per record.
+	if r2, _ := fc.rows(text); unsafe.StringData(r2[2].gw) != unsafe.StringData(rows[2].gw) {
+		t.Error("a gateway name read twice is two strings")
+	}
+
+	for _, c := range []struct{ name, text, want string }{
+		{"error block", "#datatype,string,string\n#group,true,true\n#default,,\n,error,reference\n,\"panic: out of memory\",897\n", "flux query: panic: out of memory"},
+		{"error after rows", "#datatype,string,long,dateTime:RFC3339,double,string,string,string\n#group,false,false,false,false,true,true,true\n#default,last,,,,,,\n,result,table,_time,_value,_field,_measurement,gateway\n,,0,2026-11-01T00:00:00Z,1,taken_kwh,p1,a\n\n#datatype,string,string\n#group,true,true\n#default,,\n,error,reference\n,timeout,\n", "flux query: timeout"},
+		{"bad quote", "#default,first,,\n,result,table,gateway\n,,0,\"a\"b\n", "flux csv"},
+		{"bad time", "#default,first,,,,,\n,result,table,_time,_value,_field,_measurement\n,,0,yesterday,1,taken_kwh,p1\n", `_time "yesterday"`},
+	} {
+		_, err := fc.rows(c.text)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+	if rows, err := fc.rows(""); err != nil || len(rows) != 0 {
+		t.Errorf("empty answer: %v rows, %v", rows, err)
+	}
+}
+
+// recoveryAnswer is a series query's answer for n gateways: first, last
+// and mindiff of six p1 registers and gas each.
+func recoveryAnswer(n int) string {
+	var b strings.Builder
+	for _, yield := range []string{"first", "last", "mindiff"} {
+		b.WriteString("#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,string,string,string,string,string\n")
+		b.WriteString("#group,false,false,true,true,false,false,true,true,true,true,true\n")
+		b.WriteString("#default," + yield + ",,,,,,,,,,\n")
+		b.WriteString(",result,table,_start,_stop,_time,_value,_field,_measurement,gateway,meter_id,channel\n")
+		table := 0
+		for g := range n {
+			for f := range numFields {
+				meas, name, ch := "p1", fieldNames[f], ""
+				if f == fGas {
+					meas, name, ch = "p1_mbus", "value", "1"
+				}
+				fmt.Fprintf(&b, ",,%d,2026-11-01T00:00:00Z,2026-11-24T12:00:00Z,2026-11-%02dT10:00:05.123Z,%d.%03d,%s,%s,gw%05d,1SAG%010d,%s\n",
+					table, 1+g%23, 1000+g, f, name, meas, g, g, ch)
+				table++
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// BenchmarkFluxCSV reads a thousand gateways' series answer with fluxCSV
+// and, for comparison, with the client's decoder.
+func BenchmarkFluxCSV(b *testing.B) {
+	text := recoveryAnswer(1000)
+	b.Run("fluxCSV", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var fc fluxCSV
+			if rows, err := fc.rows(text); err != nil || len(rows) != 21000 {
+				b.Fatal(len(rows), err)
+			}
+		}
+	})
+	b.Run("client", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if rows, err := clientRows(text); err != nil || len(rows) != 21000 {
+				b.Fatal(len(rows), err)
+			}
+		}
+	})
+}
