@@ -31,30 +31,14 @@ type fluxCols struct {
 
 func newFluxCols(header []string) fluxCols {
 	c := fluxCols{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+	byName := map[string]*int{
+		"result": &c.result, "_time": &c.time, "_value": &c.value, "_field": &c.field,
+		"_measurement": &c.meas, "gateway": &c.gw, "meter_id": &c.meter, "channel": &c.channel,
+		"v": &c.v, "run": &c.run, "error": &c.err,
+	}
 	for i, h := range header {
-		switch h {
-		case "result":
-			c.result = i
-		case "_time":
-			c.time = i
-		case "_value":
-			c.value = i
-		case "_field":
-			c.field = i
-		case "_measurement":
-			c.meas = i
-		case "gateway":
-			c.gw = i
-		case "meter_id":
-			c.meter = i
-		case "channel":
-			c.channel = i
-		case "v":
-			c.v = i
-		case "run":
-			c.run = i
-		case "error":
-			c.err = i
+		if p := byName[h]; p != nil {
+			*p = i
 		}
 	}
 	return c

@@ -54,33 +54,16 @@ func TestFluxCSV(t *testing.T) {
 		{result: "drops", gw: "line\nbreak", meter: "G1", f: fGas, channel: "1", value: -12.5, v: 0.25, at: at("2026-11-02T10:00:00Z")},
 		{result: "runs", gw: "c", f: fTakenT1, value: 42, run: 3, at: at("2026-11-03T00:00:00Z")},
 	}
-	if len(rows) != len(want) {
-		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
-	}
-	for i := range want {
-		g, w := rows[i], want[i]
-		if !g.at.Equal(w.at) {
-			t.Errorf("row %d at %v, want %v", i, g.at, w.at)
-		}
-		g.at, w.at = time.Time{}, time.Time{}
-		if g != w {
-			t.Errorf("row %d:\n got %+v\nwant %+v", i, g, w)
-		}
+	if d := rowDiffs(rows, want); d != "" {
+		t.Fatal(d)
 	}
 	// The client's own decoder reads the same rows.
 	ref, err := clientRows(text)
-	if err != nil || len(ref) != len(rows) {
-		t.Fatalf("client decoder: %d rows, %v", len(ref), err)
+	if err != nil {
+		t.Fatalf("client decoder: %v", err)
 	}
-	for i := range ref {
-		g, w := rows[i], ref[i]
-		if !g.at.Equal(w.at) {
-			t.Errorf("row %d at %v, client %v", i, g.at, w.at)
-		}
-		g.at, w.at = time.Time{}, time.Time{}
-		if g != w {
-			t.Errorf("row %d:\n   got %+v\nclient %+v", i, g, w)
-		}
+	if d := rowDiffs(rows, ref); d != "" {
+		t.Fatalf("fluxCSV against the client's decoder:\n%s", d)
 	}
 	// A name read again is the same string, not a copy per record.
 	if r2, _ := fc.rows(text); unsafe.StringData(r2[2].gw) != unsafe.StringData(rows[2].gw) {
@@ -101,6 +84,23 @@ func TestFluxCSV(t *testing.T) {
 	if rows, err := fc.rows(""); err != nil || len(rows) != 0 {
 		t.Errorf("empty answer: %v rows, %v", rows, err)
 	}
+}
+
+// rowDiffs says how got differs from want, row by row; "" when alike.
+func rowDiffs(got, want []row) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d rows, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
+	}
+	var b strings.Builder
+	for i := range want {
+		g, w := got[i], want[i]
+		sameAt := g.at.Equal(w.at)
+		g.at, w.at = time.Time{}, time.Time{}
+		if !sameAt || g != w {
+			fmt.Fprintf(&b, "row %d:\n got %+v at %v\nwant %+v at %v\n", i, g, got[i].at, w, want[i].at)
+		}
+	}
+	return b.String()
 }
 
 // recoveryAnswer is a series query's answer for n gateways: first, last

@@ -65,19 +65,9 @@ func (q *countingQuerier) compare(text string) {
 		q.t.Errorf("fluxCSV error %v, client %v, on:\n%s", gerr, werr, text)
 		return
 	}
-	if len(got) != len(want) {
-		q.t.Errorf("fluxCSV read %d rows, client %d, from:\n%s", len(got), len(want), text)
+	if d := rowDiffs(got, want); d != "" {
+		q.t.Errorf("fluxCSV against the client's decoder:\n%s\nanswer:\n%s", d, text)
 		return
-	}
-	for i := range got {
-		g, w := got[i], want[i]
-		if !g.at.Equal(w.at) {
-			q.t.Errorf("row %d: fluxCSV at %v, client %v", i, g.at, w.at)
-		}
-		g.at, w.at = time.Time{}, time.Time{}
-		if g != w {
-			q.t.Errorf("row %d: fluxCSV %+v, client %+v", i, g, w)
-		}
 	}
 	if len(got) > 0 {
 		q.mu.Lock()
