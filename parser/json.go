@@ -93,6 +93,10 @@ func (t *Telegram) AppendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
+			if pf.NoData {
+				b = append(b, `{"end":null,"duration_s":null}`...)
+				continue
+			}
 			b = append(b, `{"end":`...)
 			b = appendJSONTime(b, pf.End)
 			b = append(b, `,"duration_s":`...)

@@ -295,11 +295,20 @@ func (p *lineParser) demandMax(o OBIS) bool {
 // peaks: the Belgian 0-0:98.1.0(N)(1-0:1.6.0)(1-0:1.6.0)(stamp)(at)(value*kW)…
 // Other meters (Hungary) use 98.1.0 for a billing snapshot of another shape;
 // that stays in Other.
+//
+// A meter with no past month yet (installed this month) sends N = 0, with or
+// without one empty group after the two column codes:
+// "(0)(1-0:1.6.0)(1-0:1.6.0)()" is what Fluvius meters print for the empty
+// profile, "(0)(1-0:1.6.0)(1-0:1.6.0)" what the e-MUCS grammar gives. Both
+// are an empty history, not a line error.
 func (p *lineParser) peaks(o OBIS) bool {
 	if p.ng < 3 || !allDigits(p.group(0)) || bytes.IndexByte(p.group(1), ':') < 0 {
 		return false
 	}
 	n, _ := parseDecimal(p.group(0))
+	if n.Int == 0 && p.ng == 4 && len(p.group(3)) == 0 {
+		return true
+	}
 	if p.ng != 3+3*int(n.Int) {
 		p.fail(p.g[0][0], "peak history announces %d entries but has %d groups (want %d)", n.Int, p.ng, 3+3*n.Int)
 		return false
@@ -337,7 +346,16 @@ func (p *lineParser) peaks(o OBIS) bool {
 }
 
 // failureLog: 1-0:99.97.0(N)(0-0:96.7.19)(end)(duration*s)…
+//
+// Meters without a failure yet send "1-0:99.97.0()" (Iskra AM550), an empty
+// log. Some send a count with empty groups, "1-0:99.97.0(1)()()()": the
+// entry is there but holds no data; it is kept as a PowerFailure with
+// NoData set, so the count stays visible. An entry with only one of its two
+// groups empty is still a line error.
 func (p *lineParser) failureLog(o OBIS) bool {
+	if p.ng == 1 && len(p.group(0)) == 0 {
+		return true
+	}
 	if p.ng < 2 || !allDigits(p.group(0)) {
 		p.fail(p.g[0][0], "want (count)(0-0:96.7.19) at the start of the power failure log")
 		return false
@@ -349,6 +367,10 @@ func (p *lineParser) failureLog(o OBIS) bool {
 	}
 	start := len(p.t.FailureLog)
 	for i := 2; i < p.ng; i += 2 {
+		if len(p.group(i)) == 0 && len(p.group(i+1)) == 0 {
+			p.t.FailureLog = append(p.t.FailureLog, PowerFailure{NoData: true})
+			continue
+		}
 		end, ok := p.timestamp(i)
 		d, unit, ok2 := splitValue(p.group(i + 1))
 		if !ok {
@@ -398,7 +420,10 @@ func (p *lineParser) mbusDev(ch uint8) *MBus {
 // cde holds the C, D and E groups of an M-Bus object's code.
 type cde [3]uint8
 
-// mbus interprets 0-n:24.x.x and 0-n:96.x.x objects of M-Bus channel n.
+// mbus interprets 0-n:24.x.x and 0-n:96.x.x objects of M-Bus channel n. A
+// line that decodes puts its channel in t.MBus, whatever it carries (see
+// [lineParser.finish]); a line that does not is a syntax error, kept in
+// Other, and adds no device.
 func (p *lineParser) mbus(o OBIS) bool {
 	ch := o[1]
 	switch (cde{o[2], o[3], o[4]}) {
@@ -406,9 +431,9 @@ func (p *lineParser) mbus(o OBIS) bool {
 		if !p.one() {
 			return false
 		}
-		m := p.mbusDev(ch)
 		g := p.group(0)
 		if len(g) == 0 {
+			p.mbusDev(ch)
 			return true
 		}
 		d, ok := parseDecimal(g)
@@ -416,20 +441,21 @@ func (p *lineParser) mbus(o OBIS) bool {
 			p.fail(p.g[0][0], "want an M-Bus device type 0-255, got %q", g)
 			return false
 		}
+		m := p.mbusDev(ch)
 		m.Type = int(d.Int)
 		m.Kind = mbusKind(m.Type, m.Unit)
 	case cde{96, 1, 0}, cde{96, 1, 1}: // equipment id
 		if !p.one() {
 			return false
 		}
-		m := p.mbusDev(ch)
-		m.ID = p.decodeText(p.group(0), false)
+		id := p.decodeText(p.group(0), false)
+		p.mbusDev(ch).ID = id
 	case cde{96, 1, 2}:
 		if !p.one() {
 			return false
 		}
-		m := p.mbusDev(ch)
-		m.EAN = p.decodeText(p.group(0), false)
+		ean := p.decodeText(p.group(0), false)
+		p.mbusDev(ch).EAN = ean
 	case cde{24, 2, 1}, cde{24, 2, 3}, cde{24, 2, 0}: // (capture time)(value*unit)
 		var ti, vi int
 		switch p.ng {
@@ -441,70 +467,88 @@ func (p *lineParser) mbus(o OBIS) bool {
 			p.fail(p.g[0][0]-1, "want (capture time)(value*unit), got %d groups", p.ng)
 			return false
 		}
-		return p.mbusReading(p.mbusDev(ch), ti, vi)
+		return p.mbusReading(ch, ti, vi)
 	case cde{24, 3, 0}: // DSMR 2.2/3: (ts)(00)(60)(1)(0-n:24.2.1)(unit), value on the next line
 		if p.ng != 6 && p.ng != 7 {
 			p.fail(p.g[0][0]-1, "want (time)(status)(period)(count)(code)(unit), got %d groups", p.ng)
 			return false
 		}
-		m := p.mbusDev(ch)
 		tm, ok := p.timestamp(0)
 		if !ok {
 			return false
 		}
+		if p.ng == 7 {
+			return p.mbusReading(ch, 0, 6)
+		}
+		m := p.mbusDev(ch)
 		m.Time = tm
 		m.Unit = p.group(5)
 		m.Kind = mbusKind(m.Type, m.Unit)
-		if p.ng == 7 {
-			return p.mbusReading(m, -1, 6)
-		}
 		for i := range p.t.MBus {
 			if p.t.MBus[i].Channel == ch {
 				p.pending = i
 			}
 		}
 	case cde{24, 4, 0}: // valve
-		return p.mbusInt(&p.mbusDev(ch).Valve)
+		v, ok := p.mbusInt()
+		if ok {
+			p.mbusDev(ch).Valve = v
+		}
+		return ok
 	case cde{96, 3, 10}: // breaker
-		return p.mbusInt(&p.mbusDev(ch).Breaker)
+		v, ok := p.mbusInt()
+		if ok {
+			p.mbusDev(ch).Breaker = v
+		}
+		return ok
 	default:
 		return false
 	}
 	return true
 }
 
-func (p *lineParser) mbusReading(m *MBus, ti, vi int) bool {
+// mbusReading stores the capture time in group ti (none when ti < 0) and
+// the value*unit in group vi as channel ch's reading. For a 0-n:24.3.0 line
+// with the value inline (vi 6), the unit is group 5.
+func (p *lineParser) mbusReading(ch uint8, ti, vi int) bool {
+	var tm time.Time
 	if ti >= 0 {
-		tm, ok := p.timestamp(ti)
-		if !ok {
+		var ok bool
+		if tm, ok = p.timestamp(ti); !ok {
 			return false
 		}
-		m.Time = tm
 	}
 	d, unit, ok := splitValue(p.group(vi))
 	if !ok {
 		p.fail(p.g[vi][0], "want a reading value*unit, got %q", p.group(vi))
 		return false
 	}
+	m := p.mbusDev(ch)
+	if ti >= 0 {
+		m.Time = tm
+	}
+	if vi == 6 {
+		m.Unit = p.group(5)
+	}
 	m.Value, m.HasValue = d, true
-	if len(unit) > 0 || ti >= 0 {
+	if len(unit) > 0 || (ti >= 0 && vi != 6) {
 		m.Unit = unit
 	}
 	m.Kind = mbusKind(m.Type, m.Unit)
 	return true
 }
 
-func (p *lineParser) mbusInt(dst *int) bool {
+// mbusInt reads the line's one group as an integer.
+func (p *lineParser) mbusInt() (int, bool) {
 	if !p.one() {
-		return false
+		return 0, false
 	}
 	d, ok := parseDecimal(p.group(0))
 	if !ok || d.Scale != 0 {
 		p.fail(p.g[0][0], "want an integer, got %q", p.group(0))
-		return false
+		return 0, false
 	}
-	*dst = int(d.Int)
-	return true
+	return int(d.Int), true
 }
 
 // mbusKind maps the M-Bus device type (EN 13757-3 medium, printed in

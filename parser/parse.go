@@ -236,14 +236,12 @@ func (p *lineParser) finish() {
 	if p.pending >= 0 {
 		p.fail(len(p.text), "M-Bus reading 0-%d:24.3.0 has no value line", p.t.MBus[p.pending].Channel)
 	}
-	// A channel that only sent an empty id ("0-1:96.1.1()") has no device.
-	keep := p.t.MBus[:0]
-	for _, m := range p.t.MBus {
-		if m.Type >= 0 || len(m.ID) > 0 || m.HasValue || !m.Time.IsZero() || len(m.EAN) > 0 {
-			keep = append(keep, m)
-		}
-	}
-	p.t.MBus = keep
+	// Every channel that sent a line stays in MBus, whatever it sent: only a
+	// breaker or valve state ("0-3:96.3.10(0)", e-MUCS and Luxembourg
+	// meters), only a device type, or only an empty id ("0-1:96.1.1()"). The
+	// line was consumed as the channel's, so dropping the device would make
+	// it vanish from the telegram; the encoder writes only devices with a
+	// reading and a capture time.
 }
 
 func (p *lineParser) line(l []byte, lineNo, pos int) {

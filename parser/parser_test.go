@@ -3,6 +3,7 @@ package parser
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -731,6 +732,93 @@ func TestCloseParen(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestEmptyHistories: what real meters send before they have a history.
+// The JSON is what "p1logger decode" prints for the line.
+func TestEmptyHistories(t *testing.T) {
+	tests := []struct {
+		name, line string
+		key        string // JSON key that must be absent ("") or hold want
+		want       string
+	}{
+		// A Fluvius meter installed this month: no past month yet.
+		{"peaks zero with empty group", "0-0:98.1.0(0)(1-0:1.6.0)(1-0:1.6.0)()", "peaks", ""},
+		{"peaks zero, grammar form", "0-0:98.1.0(0)(1-0:1.6.0)(1-0:1.6.0)", "peaks", ""},
+		// Iskra AM550 before its first long power failure (dsmr_parser #67).
+		{"failure log empty", "1-0:99.97.0()", "power_failure_log", ""},
+		{"failure log zero", "1-0:99.97.0(0)(0-0:96.7.19)", "power_failure_log", ""},
+		// dsmr_parser #57: a count with empty groups is an entry without data.
+		{"failure log entry without data", "1-0:99.97.0(1)()()()", "power_failure_log", `[{"end":null,"duration_s":null}]`},
+		{"failure log mixed", "1-0:99.97.0(2)(0-0:96.7.19)()()(101208152415W)(0000000240*s)", "power_failure_log",
+			`[{"end":null,"duration_s":null},{"end":"2010-12-08T15:24:15+01:00","duration_s":240}]`},
+	}
+	for _, tc := range tests {
+		tg, err := Parse(frame("1-0:1.8.1(000001.000*kWh)", tc.line), brussels)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if len(tg.Other) != 0 {
+			t.Errorf("%s: kept in other: %v", tc.name, tg.Other)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(tg.AppendJSON(nil), &m); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := m[tc.key]
+		switch {
+		case tc.want == "" && ok:
+			t.Errorf("%s: %s = %s, want it absent", tc.name, tc.key, got)
+		case tc.want != "" && string(got) != tc.want:
+			t.Errorf("%s: %s = %s, want %s", tc.name, tc.key, got, tc.want)
+		}
+	}
+	// Still errors: half-empty entries, counts that do not match, garbage.
+	for _, line := range []string{
+		"0-0:98.1.0(0)(1-0:1.6.0)(1-0:1.6.0)(x)",
+		"0-0:98.1.0(0)(1-0:1.6.0)(1-0:1.6.0)()()",
+		"0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)()",
+		"1-0:99.97.0(1)()()(0000000240*s)",
+		"1-0:99.97.0(1)(0-0:96.7.19)(101208152415W)()",
+		"1-0:99.97.0(2)()()()",
+		"1-0:99.97.0()()",
+		"1-0:99.97.0(x)",
+	} {
+		if _, err := Parse(frame(line), brussels); !errors.Is(err, ErrSyntax) {
+			t.Errorf("%s: err = %v, want a syntax error", line, err)
+		}
+	}
+}
+
+// TestMBusStateOnly: a channel that sends only a breaker or valve state, a
+// device type or an empty id stays in the device list; nothing it sent
+// vanishes, and a line that fails adds no device.
+func TestMBusStateOnly(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  string // per device: channel type valve breaker id, ';'-separated
+	}{
+		{"breaker only (e-MUCS 2.1.1, Luxembourg)", []string{"0-3:96.3.10(0)", "0-4:96.3.10(1)"}, "3 -1 -1 0 ;4 -1 -1 1 "},
+		{"valve only", []string{"0-2:24.4.0(1)"}, "2 -1 1 -1 "},
+		{"type only", []string{"0-2:24.1.0(007)"}, "2 7 -1 -1 "},
+		{"empty type only", []string{"0-2:24.1.0()"}, "2 -1 -1 -1 "},
+		{"empty id only (Irish Iskra)", []string{"0-1:96.1.1()"}, "1 -1 -1 -1 "},
+		{"id without a value line", []string{"0-1:96.1.0(4730303339303031363532303530323136)"}, "1 -1 -1 -1 G0039001652050216"},
+		{"bad breaker adds nothing", []string{"0-2:96.3.10(on)"}, ""},
+		{"bad reading adds nothing", []string{"0-2:24.2.1(231102121532W)(x*m3)"}, ""},
+	}
+	for _, tc := range tests {
+		tg, _ := Parse(frame(tc.lines...), brussels)
+		var devs []string
+		for _, m := range tg.MBus {
+			devs = append(devs, fmt.Sprintf("%d %d %d %d %s", m.Channel, m.Type, m.Valve, m.Breaker, m.ID))
+		}
+		if got := strings.Join(devs, ";"); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
 	}
 }

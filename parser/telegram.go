@@ -107,6 +107,9 @@ type MonthPeak struct {
 type PowerFailure struct {
 	End      time.Time // when power came back; zero for the meters' placeholder entries
 	Duration time.Duration
+	// NoData marks an entry the meter announced but sent with empty groups
+	// ("1-0:99.97.0(1)()()()"): End and Duration are zero and mean nothing.
+	NoData bool
 }
 
 // Object is a line the parser keeps without interpreting it: its code and the
@@ -133,7 +136,7 @@ type Telegram struct {
 	FailureLog  []PowerFailure // 1-0:99.97.0
 	TextCode    []byte         // 0-0:96.13.1, hex-decoded
 	TextMessage []byte         // 0-0:96.13.0, hex-decoded
-	MBus        []MBus         // devices in channel order of appearance
+	MBus        []MBus         // one per channel that sent any 0-n:24.x/96.x line, in order of appearance
 	Other       []Object       // every line not interpreted above (an id that lost to a better one is added when it lost)
 
 	values [NumFields]Decimal
