@@ -322,7 +322,7 @@ func TestMBus(t *testing.T) {
 			"1 gas 3 28101541004022211 4083.631 m3 2016-03-15T21:00:00+01:00", false},
 		{"dsmr 2.2 value line missing", frame22("0-1:24.3.0(160315210000)(00)(60)(1)(0-1:24.2.1)(m3)"),
 			"1 gas -1  - m3 2016-03-15T21:00:00+01:00", true},
-		{"stray value line", frame22("(04083.631)"), "", true},
+		{"stray value line", frame22("1-0:1.8.1(00001.000*kWh)", "(04083.631)"), "", true},
 		{"bad device type leaves no device", frame("0-1:24.1.0(GAS)"), "", true},
 	}
 	for _, tc := range tests {
@@ -503,6 +503,14 @@ func TestSplitter(t *testing.T) {
 	a := string(frame("1-0:1.8.1(000001.000*kWh)"))
 	b := string(frame("1-0:1.8.1(000002.000*kWh)"))
 	n22 := string(frame22("1-0:1.8.1(00001.001*kWh)"))
+	const (
+		gBin    = "/\x00\x9c\x01\n!\n"
+		gHigh   = "/ABC5 x\r\n1-0:1.8.1(\x80*kWh)\r\n!\r\n"
+		gFF     = "/ABC5 x\r\n\xff\r\n!\r\n"
+		gText   = "/ABC5 x\r\nhello world\r\n!\r\n"
+		gDigits = "/12345\r\n1-0:1.8.1(1*kWh)\r\n!\r\n"
+		gEmpty  = "/ABC5 x\r\n\r\n!\r\n"
+	)
 	tests := []struct {
 		name    string
 		in      string
@@ -516,6 +524,17 @@ func TestSplitter(t *testing.T) {
 		{"no crc (dsmr 2.2)", n22 + n22, []string{n22, n22}, 0},
 		{"cut at eof", a + b[:30], []string{a, b[:30]}, 0},
 		{"only noise", "hello\r\n!1234\r\n", nil, 14},
+		// Frames without a CRC that do not look like a telegram are
+		// garbage, not telegrams (issue 11: binary noise came through as
+		// "crc": "none").
+		{"binary frame without crc", gBin + n22, []string{n22}, int64(len(gBin))},
+		{"unprintable line without crc", gHigh + n22 + gFF, []string{n22}, int64(len(gHigh) + len(gFF))},
+		{"text line without crc", gText + n22, []string{n22}, int64(len(gText))},
+		{"header without letters, no crc", gDigits + n22, []string{n22}, int64(len(gDigits))},
+		{"no object, no crc", gEmpty + n22, []string{n22}, int64(len(gEmpty))},
+		{"garbage frame at eof", n22 + "/x\n!\n", []string{n22}, 5},
+		// With a CRC, the CRC decides: Parse reports the frame.
+		{"binary frame with crc", "/\x00\x01\n!1234\r\n" + n22, []string{"/\x00\x01\n!1234\r\n", n22}, 0},
 	}
 	for _, tc := range tests {
 		for _, chunk := range []int{1, 7, 4096} {
@@ -820,5 +839,42 @@ func TestMBusStateOnly(t *testing.T) {
 		if got := strings.Join(devs, ";"); got != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestShapeWithoutCRC: Parse gives a frame without a CRC the Splitter's
+// shape check, and every real capture without a CRC passes it.
+func TestShapeWithoutCRC(t *testing.T) {
+	tests := []struct{ name, in, msg string }{
+		{"binary header", "/\x00\x9c\x01\n1-0:1.8.1(1*kWh)\n!\n", `header "/\x00\x9c\x01" is not "/XXXZ"`},
+		{"no baud digit", "/ABCD\r\n1-0:1.8.1(1*kWh)\r\n!\r\n", "three letters, a baud digit"},
+		{"unprintable", "/ABC5 x\r\n1-0:1.8.1(\x80*kWh)\r\n!\r\n", "byte 0x80 is not printable ASCII"},
+		{"not an object", "/ABC5 x\r\nhello\r\n!\r\n", `line "hello" is not an OBIS object`},
+		{"no object", "/ABC5 x\r\n\r\n!\r\n", "no OBIS object"},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(tc.in), brussels)
+		if !errors.Is(err, ErrFrame) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: err = %v, want a frame error with %q", tc.name, err, tc.msg)
+		}
+	}
+	n := 0
+	for _, file := range telegramFiles(t) {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sp Splitter
+		for _, fr := range splitAll(&sp, raw) {
+			if bang := bytes.Index(fr, []byte("\n!")); bang >= 0 && bytes.TrimSpace(fr[bang+2:]) == nil {
+				if err := shapeError(fr[:bang+1]); err != nil {
+					t.Errorf("%s: %v", file, err)
+				}
+				n++
+			}
+		}
+	}
+	if n < 8 {
+		t.Errorf("%d captures without a CRC checked, want the 8 real ones at least", n)
 	}
 }
