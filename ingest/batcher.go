@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -129,7 +128,7 @@ func (b *Batcher) Cycle(ctx context.Context) int {
 			t := &b.t
 			// The Reader accepted these bytes, so they decode as they did
 			// then; its counters already hold any syntax error.
-			if err := parser.ParseInto(t, raw, loc); errors.Is(err, parser.ErrCRC) || errors.Is(err, parser.ErrFrame) {
+			if use, _ := Decode(t, raw, loc); !use {
 				return
 			}
 			if b.enc.p1(g.name, t, at) {

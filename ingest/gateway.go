@@ -91,8 +91,8 @@ func (g *Gateway) AppendLatestJSON(b []byte) (out []byte, at time.Time, ok bool)
 		return b, time.Time{}, false
 	}
 	// The bytes were accepted, so they decode as they did then: a syntax
-	// error in one line leaves the rest of t good.
-	parser.ParseInto(t, g.raw, g.loc)
+	// error in one line leaves the rest of t good, and the JSON lists it.
+	Decode(t, g.raw, g.loc)
 	return t.AppendJSON(b), g.receivedAt, true
 }
 

@@ -423,28 +423,43 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 	return accepted
 }
 
-// handle parses one frame and, if it can be trusted, stores it. It reports
-// whether the telegram was accepted.
+// Decode parses frame (as framed by parser.Splitter) into t, meter clocks
+// in loc, and reports whether the daemon uses the telegram: whether its
+// registers would be written. err is the parse error, nil when there was
+// none; a telegram may be used with an error.
 //
-// Policy: CRC and frame errors mean nothing in the telegram can be trusted.
-// Syntax errors concern single lines: the telegram is still used when its CRC
-// matched (the damage is the parser's, not the line's), and dropped when there
-// was no CRC to vouch for the rest.
+// The rule: CRC and frame errors mean nothing in the telegram can be
+// trusted. Syntax errors concern single lines: the telegram is still used
+// when its CRC matched (the damage is the parser's, not the line's), without
+// the bad lines, and dropped when there was no CRC to vouch for the rest.
+//
+// The Reader decides with Decode which telegrams to keep, the Batcher and
+// the status page decode the kept bytes with it, and "p1logger decode"
+// prints what it returns, so that what decode prints is what is written.
+func Decode(t *parser.Telegram, frame []byte, loc *time.Location) (use bool, err error) {
+	err = parser.ParseInto(t, frame, loc)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, parser.ErrCRC), errors.Is(err, parser.ErrFrame):
+		return false, err
+	}
+	return t.CRC == parser.CRCOK, err
+}
+
+// handle parses one frame and, if [Decode] says it is used, stores it. It
+// reports whether the telegram was accepted.
 func (r *Reader) handle(frame []byte) bool {
 	now := r.cfg.Now()
 	t := getTelegram()
 	defer putTelegram(t)
-	err := parser.ParseInto(t, frame, r.cfg.Location)
-	accept := err == nil
+	accept, err := Decode(t, frame, r.cfg.Location)
 	switch {
 	case err == nil:
 	case errors.Is(err, parser.ErrCRC):
 		r.g.crcErrors.Add(1)
-	case errors.Is(err, parser.ErrFrame):
-		r.g.parseErrors.Add(1)
 	default:
 		r.g.parseErrors.Add(1)
-		accept = t.CRC == parser.CRCOK
 	}
 	if err != nil {
 		if !accept {

@@ -11,6 +11,10 @@ import (
 // "crc" ("ok" or "none"), "mbus" (a list of {channel, kind, meter_id, value,
 // unit, time}) and the rest of what the telegram carried. Registers the meter
 // did not send are omitted. Keys come in a fixed order, so output is stable.
+//
+// A telegram with lines that did not decode ends with "errors": one
+// {"line", "offset", "text", "reason"} per line (see [Telegram.LineErrors]);
+// those lines' registers are absent.
 func (t *Telegram) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	first := true
@@ -120,6 +124,35 @@ func (t *Telegram) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if errs := t.LineErrors(); len(errs) > 0 {
+		key("errors")
+		b = append(b, '[')
+		for i, err := range errs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONLineError(b, err)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+func appendJSONLineError(b []byte, err error) []byte {
+	se, ok := err.(*SyntaxError)
+	if !ok {
+		b = append(b, `{"reason":`...)
+		b = appendJSONString(b, err.Error())
+		return append(b, '}')
+	}
+	b = append(b, `{"line":`...)
+	b = strconv.AppendInt(b, int64(se.Line), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, int64(se.Offset), 10)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, se.Text)
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, se.Msg)
 	return append(b, '}')
 }
 

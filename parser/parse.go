@@ -97,6 +97,11 @@ func (t *Telegram) reset() {
 	*t = Telegram{}
 	t.Peaks, t.FailureLog, t.MBus, t.Other = peaks, fails, mbus, other
 	t.buf, t.dec, t.ends, t.lp = buf, dec, ends, lp
+	if lp != nil {
+		// A frame error returns before the lines are parsed: the last
+		// telegram's line errors must not show through LineErrors.
+		lp.errs = lp.errs[:0]
+	}
 }
 
 // checkCRC reads the field after "!" and, when there is one, verifies it.

@@ -148,6 +148,17 @@ type Telegram struct {
 	lp   *lineParser // reused by every ParseInto into this Telegram
 }
 
+// LineErrors returns the lines the last ParseInto could not decode, in
+// order: the *SyntaxError values its error joins. It is empty when the
+// telegram had none, or failed as a whole (CRC or frame error) before its
+// lines were read. The slice is valid until the next ParseInto.
+func (t *Telegram) LineErrors() []error {
+	if t.lp == nil {
+		return nil
+	}
+	return t.lp.errs
+}
+
 // Get returns the register f and whether the telegram carried it.
 func (t *Telegram) Get(f Field) (Decimal, bool) {
 	if int(f) >= NumFields || t.set&(1<<f) == 0 {

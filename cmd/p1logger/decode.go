@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest"
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -17,8 +18,11 @@ const decodeUsage = `usage: p1logger decode [-tz ZONE] [FILE...]
 Reads raw P1 telegram bytes from the files (or standard input when there are
 none, or for "-") and prints one JSON object per telegram on standard output.
 Noise between telegrams is skipped. A telegram that fails its CRC or cannot be
-decoded is reported on standard error with the reason; the exit status is 1 if
-any telegram failed or a file held none, 2 on bad usage.
+decoded is reported on standard error with the reason. A telegram whose CRC
+matched but with lines that cannot be decoded is printed as the daemon would
+write it, without those lines, and with an "errors" list naming each; each bad
+line is also reported on standard error. The exit status is 1 if any telegram
+or line failed or a file held none, 2 on bad usage.
 
   -tz ZONE   IANA time zone of the meter's clock (default: $P1_TIMEZONE, else
              the host's zone)
@@ -101,9 +105,15 @@ func (d *decoder) stream(name string, r io.Reader) {
 	for sc.Scan() {
 		frame := sc.Bytes()
 		n++
-		if err := parser.ParseInto(&d.t, frame, d.loc); err != nil {
+		// The daemon's rule, through the daemon's function: a telegram
+		// whose CRC matched is printed (and would be written) without its
+		// bad lines, which are listed under "errors" and on stderr.
+		use, err := ingest.Decode(&d.t, frame, d.loc)
+		if err != nil {
 			d.failed++
-			fmt.Fprintf(d.errOut, "%s: telegram %d at byte %d: %v\n", name, n, at, err)
+			d.report(name, n, at, use, err)
+		}
+		if !use {
 			continue
 		}
 		d.buf = d.t.AppendJSON(d.buf[:0])
@@ -118,5 +128,21 @@ func (d *decoder) stream(name string, r io.Reader) {
 	if n == 0 {
 		d.failed++
 		fmt.Fprintf(d.errOut, "%s: no telegram found (%d bytes, none starting with \"/\")\n", name, sp.Skipped)
+	}
+}
+
+// report writes err on stderr, one line per bad line of the telegram, saying
+// whether the telegram's other registers were used.
+func (d *decoder) report(name string, n int, at int64, used bool, err error) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if used {
+			fmt.Fprintf(d.errOut, "%s: telegram %d at byte %d: %v (other lines used)\n", name, n, at, e)
+		} else {
+			fmt.Fprintf(d.errOut, "%s: telegram %d at byte %d: %v\n", name, n, at, e)
+		}
 	}
 }

@@ -147,3 +147,47 @@ func TestDecodeUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeBadLineCRCOK: a telegram whose CRC matched but with bad lines
+// is printed as the daemon writes it: the good registers, an "errors" list
+// naming each bad line; stderr names each line too, and the exit status is 1.
+func TestDecodeBadLineCRCOK(t *testing.T) {
+	out, errOut, code := decodeRun(t, nil, "-tz", "Europe/Brussels", td+"bad/syntax-errors-crc-ok.txt")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	objs := decodeObjects(t, out)
+	if len(objs) != 1 {
+		t.Fatalf("%d objects, want 1; stderr:\n%s", len(objs), errOut)
+	}
+	o := objs[0]
+	for k, v := range map[string]string{"crc": "ok", "taken_t1_kwh": "3808.351", "injected_t2_kwh": "2876.514",
+		"voltage_l3_v": "235.1", "power_injected_w": "498"} {
+		if got := toString(o[k]); got != v {
+			t.Errorf("%s = %s, want %s", k, got, v)
+		}
+	}
+	for _, k := range []string{"voltage_l1_v", "voltage_l2_v", "voltage_swells_l3"} {
+		if _, ok := o[k]; ok {
+			t.Errorf("%s printed from a bad line", k)
+		}
+	}
+	var lines []string
+	for _, e := range o["errors"].([]any) {
+		m := e.(map[string]any)
+		lines = append(lines, toString(m["line"])+" "+toString(m["text"])+": "+toString(m["reason"]))
+	}
+	want := []string{
+		`21 1-0:72:36.0(00001): want an OBIS code A-B:C.D.E before the first "("`,
+		`23 1-0:32.7.0(236.0*kWh): want unit V, got "kWh"`,
+		`24 1-0:52.7.0(232.6*V: group opened at byte 546 has no ")"`,
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	stderr := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(stderr) != 3 || !strings.Contains(stderr[0], `telegram 1 at byte 0: line 21 "1-0:72:36.0(00001)"`) ||
+		!strings.HasSuffix(stderr[2], "(other lines used)") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+}
