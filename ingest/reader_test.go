@@ -397,3 +397,49 @@ func TestReaderCloseWithData(t *testing.T) {
 		t.Errorf("stats = %+v, want nothing dropped", s)
 	}
 }
+
+// TestReaderGarbageWithoutCRC: frames without a CRC that do not look like a
+// telegram (binary noise between a "/" and a "!" line) are garbage: counted
+// as skipped bytes, neither telegrams nor parse errors, while the real DSMR
+// 2.2 telegrams around them (no CRC either) are accepted.
+func TestReaderGarbageWithoutCRC(t *testing.T) {
+	real22 := readTestTelegram(t, "nl-dsmr22-kamstrup-ka6u-export-gas.txt")
+	r := rand.New(rand.NewPCG(11, 12))
+	var garbage bytes.Buffer
+	garbage.WriteString("/\x00\x9c\x01\n!\n")                      // header only: was a telegram, "crc": "none"
+	garbage.WriteString("/\xfe\xff\xfa\r\n\r\n\r\n!\r\n")          // binary header, blank lines
+	garbage.WriteString("/ABC5 x\r\n1-0:1.8.1(\x80*kWh)\r\n!\r\n") // unprintable value
+	for range 20 {
+		garbage.WriteByte('/')
+		garbage.Write(noise(r, 1+r.IntN(200)))
+		garbage.WriteString("\n!\r\n")
+	}
+	var stream bytes.Buffer
+	stream.Write(real22)
+	stream.Write(garbage.Bytes())
+	stream.Write(real22)
+	payload := stream.Bytes()
+	gw := startGateway(t, func(gw *gateway, c net.Conn, n int) {
+		for p := payload; len(p) > 0; {
+			k := min(len(p), 1+r.IntN(300))
+			if _, err := c.Write(p[:k]); err != nil {
+				return
+			}
+			p = p[k:]
+		}
+		gw.hold()
+	})
+	g := NewGateway("noisy22", gw.addr())
+	runInBackground(t, fastReader(t, g, 5*time.Second).Run)
+	waitFor(t, 5*time.Second, "2 telegrams", func() bool { return g.Stats().Telegrams >= 2 })
+	s := g.Stats()
+	if s.Telegrams != 2 || s.ParseErrors != 0 || s.Dropped != 0 || s.CRCErrors != 0 {
+		t.Errorf("telegrams=%d parse=%d dropped=%d crc=%d, want 2 0 0 0", s.Telegrams, s.ParseErrors, s.Dropped, s.CRCErrors)
+	}
+	if s.SkippedBytes != int64(garbage.Len()) {
+		t.Errorf("skipped %d bytes, want the %d bytes of garbage frames", s.SkippedBytes, garbage.Len())
+	}
+	if got, want := latestJSON(g), frameJSON(t, real22); got != want {
+		t.Errorf("latest:\ngot  %s\nwant %s", got, want)
+	}
+}
