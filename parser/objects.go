@@ -308,16 +308,12 @@ func (p *lineParser) peaks(o OBIS) bool {
 	for i := 3; i < p.ng; i += 3 {
 		stamp, asSent, ok1 := p.timestampWall(i)
 		at, ok2 := p.timestamp(i + 1)
-		d, unit, ok3 := splitValue(p.group(i + 2))
-		if ok3 {
-			d, ok3 = convert(d, unit, unitW)
-		}
 		if !ok1 || !ok2 {
 			p.t.Peaks = p.t.Peaks[:start]
 			return false
 		}
+		d, ok3 := p.value(i+2, unitW, demandLimit)
 		if !ok3 {
-			p.fail(p.g[i+2][0], "want a demand in kW, got %q", p.group(i+2))
 			p.t.Peaks = p.t.Peaks[:start]
 			return false
 		}
@@ -484,6 +480,10 @@ func (p *lineParser) mbusReading(m *MBus, ti, vi int) bool {
 	d, unit, ok := splitValue(p.group(vi))
 	if !ok {
 		p.fail(p.g[vi][0], "want a reading value*unit, got %q", p.group(vi))
+		return false
+	}
+	if d, ok = bounded(d, mbusLimit, true); !ok {
+		p.fail(p.g[vi][0], "want %s with at most %d digits after the point, got %q", mbusLimit.text, maxScale, p.group(vi))
 		return false
 	}
 	m.Value, m.HasValue = d, true
