@@ -229,7 +229,7 @@ type lineParser struct {
 	idPrio  int  // priority of the id now in t.MeterID; 0 = none
 	idCode  OBIS // its code and raw text, kept in Other if a better id comes
 	idRaw   []byte
-	pending int // index in t.MBus awaiting a DSMR 2.2 value line, or -1
+	pending int    // index in t.MBus awaiting a DSMR 2.2 value line, or -1
 	bad     uint64 // bit f set when a line of register f was a syntax error (see derive)
 
 	// current line, for error messages

@@ -315,7 +315,7 @@ func TestHostileValues(t *testing.T) {
 	tests := []struct {
 		name  string
 		lines []string
-		err   string            // "" for no error; else part of the message
+		err   string           // "" for no error; else part of the message
 		want  map[Field]string // "" = must be absent
 	}{
 		{"18 decimals in Wh", []string{"1-0:1.8.1(0.000000000000000001*Wh)", "1-0:1.8.2(000001.000*kWh)"},
