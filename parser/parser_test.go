@@ -459,7 +459,27 @@ func TestTimestamps(t *testing.T) {
 		{"000000000000W", brussels, ""},
 		{"000101010000W", brussels, ""},
 		{"700101010000W", brussels, ""},
-		{"270229000000W", brussels, ""},
+		{"000000000000", brussels, ""},
+		{"000101185853W", brussels, ""},
+		{"632525252525S", brussels, ""},
+		// Ireland: Go's tzdata makes winter (GMT) the daylight-saving
+		// period, so the flag must be read from the offset, not IsDST.
+		{"231029013000S", dublin, "2023-10-29T01:30:00+01:00"},
+		{"231029013000W", dublin, "2023-10-29T01:30:00Z"},
+		{"231029003000S", dublin, "2023-10-29T00:30:00+01:00"},
+		{"231029023000W", dublin, "2023-10-29T02:30:00Z"},
+		{"231029023000S", dublin, "2023-10-29T02:30:00Z"}, // not repeated: a wrong flag changes nothing
+		{"230715120000S", dublin, "2023-07-15T12:00:00+01:00"},
+		{"230715120000W", dublin, "2023-07-15T12:00:00+01:00"},
+		{"230115120000W", dublin, "2023-01-15T12:00:00Z"},
+		{"230326013000W", dublin, "2023-03-26T02:30:00+01:00"}, // skipped hour: moved on, as time.Date does
+		{"231029013000S", london, "2023-10-29T01:30:00+01:00"},
+		{"231029013000W", london, "2023-10-29T01:30:00Z"},
+		{"230715120000S", london, "2023-07-15T12:00:00+01:00"},
+		{"230115120000W", london, "2023-01-15T12:00:00Z"},
+		{"231029023000S", brussels, "2023-10-29T02:30:00+02:00"},
+		{"231029023000W", brussels, "2023-10-29T02:30:00+01:00"},
+		{"230115120000W", brussels, "2023-01-15T12:00:00+01:00"},
 	}
 	for _, tc := range tests {
 		got, ok := parseTimestamp([]byte(tc.in), tc.loc)
@@ -475,7 +495,10 @@ func TestTimestamps(t *testing.T) {
 			t.Errorf("%s in %s = %q, want %q", tc.in, tc.loc, s, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "2610250230", "26102502300X", "2610250230000W", "26102502300AW"} {
+	for _, bad := range []string{"", "2610250230", "26102502300X", "2610250230000W", "26102502300AW",
+		// Digits, but not a date and time.
+		"261325023000W", "261032023000W", "270229000000W", "261025993000W", "261025026000S", "261025023060W",
+		"260000000000W", "000100000000W", "000101990000W", "991299999999"} {
 		if _, ok := parseTimestamp([]byte(bad), brussels); ok {
 			t.Errorf("%q accepted as a timestamp", bad)
 		}
@@ -596,6 +619,10 @@ func TestErrors(t *testing.T) {
 		{"empty value", frame("1-0:1.8.1()"), ErrSyntax, `want a number, got ""`},
 		{"two groups", frame("1-0:1.8.1(1*kWh)(2*kWh)"), ErrSyntax, "want one (value) group, got 2"},
 		{"bad timestamp", frame("0-0:1.0.0(2610250230X)"), ErrSyntax, "want a timestamp YYMMDDhhmmss"},
+		{"month 13", frame("0-0:1.0.0(261325023000W)"), ErrSyntax, `line 4 "0-0:1.0.0(261325023000W)" at byte 40: want a timestamp YYMMDDhhmmssX, got "261325023000W": the month is not 01-12`},
+		{"hour 99", frame("0-0:1.0.0(261025993000S)"), ErrSyntax, `got "261025993000S": the hour is not 00-23`},
+		{"day 32", frame("0-1:24.2.1(261032023000W)(00001.000*m3)"), ErrSyntax, `got "261032023000W": the month has no such day`},
+		{"minute 60 in a peak", frame("1-0:1.6.0(261025026000W)(01.000*kW)"), ErrSyntax, `the minute is not 00-59`},
 		{"peak count mismatch", frame("0-0:98.1.0(2)(1-0:1.6.0)(1-0:1.6.0)(230801000000S)(230712000000S)(01.000*kW)"), ErrSyntax, "announces 2 entries but has 6 groups (want 9)"},
 		{"failure log count mismatch", frame("1-0:99.97.0(1)(0-0:96.7.19)"), ErrSyntax, "announces 1 entries"},
 		{"failure duration unit", frame("1-0:99.97.0(1)(0-0:96.7.19)(101208152415W)(240*min)"), ErrSyntax, "whole seconds"},
