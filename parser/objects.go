@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+
+	"github.com/p1logger/p1logger/internal/calendar"
 )
 
 // timeOnly stores the single timestamp group of o into *dst.
@@ -205,8 +207,11 @@ func (z *zoneCache) fast(wall int64, loc *time.Location) (time.Time, bool) {
 // tzdata (Pacific/Apia skipped 30 December 2011: 24 hours).
 const spanMargin = 26 * 3600
 
-// monthBefore returns time.Date(y, m-1, 1, 0, 0, 0, 0, loc): the start of
-// the month before y-m.
+// monthBefore returns the start of the month before y-m in loc, as
+// [calendar.Midnight] defines it. The zone cache answers when the month's
+// first midnight lies well inside a remembered stretch of one offset (it
+// then exists exactly once, and is the wall clock minus the offset); other
+// months, near a change of offset, are asked of calendar.
 func (z *zoneCache) monthBefore(y int, m time.Month, loc *time.Location) time.Time {
 	if m == time.January {
 		y, m = y-1, time.December
@@ -216,7 +221,7 @@ func (z *zoneCache) monthBefore(y int, m time.Month, loc *time.Location) time.Ti
 	if t, ok := z.fast(daysSinceEpoch(y, int(m), 1)*86400, loc); ok {
 		return t
 	}
-	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	t := calendar.Midnight(y, m, 1, loc)
 	z.learn(t, loc)
 	return t
 }

@@ -591,6 +591,24 @@ func TestPeaksAndFailureLog(t *testing.T) {
 	}
 }
 
+// TestPeakMonthSkippedMidnight: in America/Asuncion the clock went from
+// 2023-09-30 24:00 to 2023-10-01 01:00, so October began at the jump
+// (04:00Z). time.Date(2023, 10, 1, 0, ...) gives 23:00 on 30 September,
+// which dated the October peak in September.
+func TestPeakMonthSkippedMidnight(t *testing.T) {
+	asuncion := mustLoad("America/Asuncion")
+	tg, err := Parse(frame("0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(231101000000S)(231016130000S)(04.927*kW)"), asuncion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.Peaks) != 1 {
+		t.Fatalf("got %d peaks, want 1", len(tg.Peaks))
+	}
+	if got, want := tg.Peaks[0].Month.UTC().Format(time.RFC3339), "2023-10-01T04:00:00Z"; got != want {
+		t.Errorf("month = %s, want %s", got, want)
+	}
+}
+
 // TestErrors covers every error the parser reports.
 func TestErrors(t *testing.T) {
 	good := frame("1-0:1.8.1(000001.000*kWh)")

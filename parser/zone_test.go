@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/p1logger/p1logger/internal/calendar"
 )
 
 // TestZoneCache checks that timestamps converted through the zone cache are
@@ -39,7 +41,7 @@ func TestZoneCache(t *testing.T) {
 		// The month before a peak stamp's, as peaks computes it.
 		if w.Year() > 2000 && w.Day() == 1 {
 			got := z.monthBefore(w.Year(), w.Month(), loc)
-			want := time.Date(w.Year(), w.Month()-1, 1, 0, 0, 0, 0, loc)
+			want := calendar.Midnight(w.Year(), w.Month()-1, 1, loc)
 			if got != want {
 				t.Fatalf("month before %s in %s: got %v, want %v", text, loc, got, want)
 			}
