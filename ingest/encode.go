@@ -3,6 +3,7 @@ package ingest
 import (
 	"time"
 
+	"github.com/p1logger/p1logger/internal/calendar"
 	"github.com/p1logger/p1logger/internal/lineproto"
 	"github.com/p1logger/p1logger/parser"
 )
@@ -116,8 +117,7 @@ func (e *encoder) peaks(gateway string, t *parser.Telegram, w *writtenState) int
 	// The current month's peak needs its time to know its month; a meter
 	// that sends 1-0:1.6.0 without one gives nothing to place.
 	if v, ok := t.Get(parser.DemandMaxMonth); ok && !t.DemandMaxAt.IsZero() {
-		at := t.DemandMaxAt.In(e.loc)
-		month := time.Date(at.Year(), at.Month(), 1, 0, 0, 0, 0, e.loc)
+		month := calendar.MonthStart(t.DemandMaxAt, e.loc)
 		if e.peak(gateway, month, t.DemandMaxAt, v, w) {
 			n++
 		}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,35 @@ func TestEncodeCycle(t *testing.T) {
 	e.b.Reset()
 	if n := e.mbus("home", tg2, &w) + e.peaks("home", tg2, &w); n != 0 {
 		t.Errorf("repeat: got %d lines, want 0:\n%s", n, e.b.Buf)
+	}
+}
+
+// TestEncodePeakMonthSkippedMidnight: the current month's peak (1-0:1.6.0)
+// is dated by the same calendar rule as the parser's history: October 2023
+// in America/Asuncion began at 2023-10-01T01:00-03:00, the clock having
+// jumped over midnight (a plain time.Date gave 30 September 23:00).
+func TestEncodePeakMonthSkippedMidnight(t *testing.T) {
+	asuncion, err := time.LoadLocation("America/Asuncion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "/TST5\\2TEST\r\n\r\n1-3:0.2.8(50)\r\n1-0:1.6.0(231016130000S)(04.927*kW)\r\n" +
+		"0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(231101000000S)(231016130000S)(04.927*kW)\r\n!"
+	raw += fmt.Sprintf("%04X\r\n", parser.CRC16([]byte(raw)))
+	tg, err := parser.Parse([]byte(raw), asuncion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := encoder{loc: asuncion}
+	var w writtenState
+	// History and current month name the same month: one line.
+	if got, want := e.peaks("home", tg, &w), 1; got != want {
+		t.Errorf("peak lines: got %d, want %d", got, want)
+	}
+	want := `p1_peak,gateway=home peak_w=4927,peak_at="2023-10-16T13:00:00-03:00" ` +
+		fmt.Sprint(time.Date(2023, 10, 1, 4, 0, 0, 0, time.UTC).UnixNano()) + "\n"
+	if got := string(e.b.Buf); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
 

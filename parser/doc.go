@@ -16,6 +16,9 @@
 //     5.x, Belgian e-MUCS, Luxembourg Smarty and the Nordic, Austrian, German,
 //     Hungarian, Irish and Lithuanian variants. Register values stay exact
 //     ([Decimal]); kW become W and Wh become kWh; meter timestamps are resolved
-//     with their summer/winter flag in a caller-given location. Lines the parser
-//     does not interpret are kept in [Telegram.Other], never dropped.
+//     with their summer/winter flag in a caller-given location. A value no
+//     meter can send (a negative energy register, more digits than a register
+//     has, a timestamp that is no date) is a line error, and no total or net
+//     power is derived from it. Lines the parser does not interpret are kept
+//     in [Telegram.Other], never dropped.
 package parser

@@ -14,7 +14,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/golden")
 
-var brussels = mustLoad("Europe/Brussels")
+var (
+	brussels = mustLoad("Europe/Brussels")
+	dublin   = mustLoad("Europe/Dublin")
+	london   = mustLoad("Europe/London")
+)
 
 func mustLoad(name string) *time.Location {
 	loc, err := time.LoadLocation(name)

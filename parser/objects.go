@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+
+	"github.com/p1logger/p1logger/internal/calendar"
 )
 
 // timeOnly stores the single timestamp group of o into *dst.
@@ -21,9 +23,11 @@ func (p *lineParser) timeOnly(dst *time.Time, o OBIS) bool {
 }
 
 // timestamp parses group i as YYMMDDhhmmss with an optional S/W flag.
-// Meters mark "no time" with impossible or epoch dates (632525252525W,
-// 000000000000W, 000101010000W, 700101010000W); those give the zero time
-// and no error.
+// Meters mark "no time" with an all-zero stamp, DSMR's 632525252525 or a
+// clock that restarted at 2000 or 1970 (000000000000W, 632525252525W,
+// 000101010000W, 700101010000W): those give the zero time and no error. Any
+// other stamp that is not a date and time (month 13, hour 99, 30 February)
+// is a syntax error, not a silent "no time".
 func (p *lineParser) timestamp(i int) (time.Time, bool) {
 	tm, _, ok := p.timestampWall(i)
 	return tm, ok
@@ -33,11 +37,37 @@ func (p *lineParser) timestamp(i int) (time.Time, bool) {
 // the time it returns is the one the text names (see [zoneCache.parse]).
 func (p *lineParser) timestampWall(i int) (time.Time, bool, bool) {
 	g := p.group(i)
-	tm, asSent, ok := p.zones.parse(g, p.loc)
-	if !ok {
+	tm, asSent, fault := p.zones.parse(g, p.loc)
+	switch fault {
+	case tsOK:
+		return tm, asSent, true
+	case tsSyntax:
 		p.fail(p.g[i][0], "want a timestamp YYMMDDhhmmss followed by S or W, got %q", g)
+	default:
+		p.fail(p.g[i][0], "want a timestamp YYMMDDhhmmssX, got %q: %s", g, tsFaults[fault])
 	}
-	return tm, asSent, ok
+	return tm, asSent, false
+}
+
+// tsFault is what is wrong with a timestamp's text.
+type tsFault uint8
+
+const (
+	tsOK     tsFault = iota
+	tsSyntax         // not 12 digits and an optional S or W
+	tsMonth
+	tsDay
+	tsHour
+	tsMinute
+	tsSecond
+)
+
+var tsFaults = [...]string{
+	tsMonth:  "the month is not 01-12",
+	tsDay:    "the month has no such day",
+	tsHour:   "the hour is not 00-23",
+	tsMinute: "the minute is not 00-59",
+	tsSecond: "the second is not 00-59",
 }
 
 // parseTimestamp reads "YYMMDDhhmmss" plus an optional S/W flag as wall
@@ -62,50 +92,62 @@ type zoneSpan struct {
 	loc        *time.Location
 	start, end int64 // unix seconds, [start, end)
 	off        int64 // seconds east of UTC
-	dst        bool
 }
 
 func (z *zoneCache) parseTimestamp(g []byte, loc *time.Location) (time.Time, bool) {
-	tm, _, ok := z.parse(g, loc)
-	return tm, ok
+	tm, _, fault := z.parse(g, loc)
+	return tm, fault == tsOK
 }
 
-// parse is parseTimestamp. asSent reports that tm, in loc, is known to show
-// the wall clock g names: true for every time the zone cache converted,
-// false when time.Date did, as it moves a clock time that does not exist
-// (the spring-forward hour); a caller that needs the date then asks tm.
-func (z *zoneCache) parse(g []byte, loc *time.Location) (tm time.Time, asSent, ok bool) {
+// parse is parseTimestamp, with the reason when g is not a timestamp.
+// asSent reports that tm, in loc, is known to show the wall clock g names:
+// true for every time the zone cache converted, false when time.Date did,
+// as it moves a clock time that does not exist (the spring-forward hour); a
+// caller that needs the date then asks tm.
+func (z *zoneCache) parse(g []byte, loc *time.Location) (tm time.Time, asSent bool, fault tsFault) {
 	if len(g) != 12 && len(g) != 13 {
-		return time.Time{}, false, false
+		return time.Time{}, false, tsSyntax
 	}
 	// YYMMDDhh, then mmss.
 	date, ok1 := digitPairs(binary.LittleEndian.Uint64(g))
 	clock, ok2 := digitPairs(uint64(binary.LittleEndian.Uint32(g[8:])) | 0x3030303000000000) // mmss, then "0000"
 	if !ok1 || !ok2 {
-		return time.Time{}, false, false
+		return time.Time{}, false, tsSyntax
 	}
 	flag := byte(0)
 	if len(g) == 13 {
 		flag = g[12] | 0x20 // lower case
 		if flag != 's' && flag != 'w' {
-			return time.Time{}, false, false
+			return time.Time{}, false, tsSyntax
 		}
+	}
+	if date == 0 && clock == 0 || string(g[:12]) == "632525252525" {
+		return time.Time{}, false, tsOK // an unset clock: a "not set" marker, not an error
 	}
 	yy, mo, d, h := int(date&0xff), int(date>>16&0xff), int(date>>32&0xff), int(date>>48&0xff)
 	mi, s := int(clock&0xff), int(clock>>16&0xff)
-	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, 2000+yy) || h > 23 || mi > 59 || s > 59 {
-		return time.Time{}, false, true // a "not set" marker, not a syntax error
+	switch {
+	case mo < 1 || mo > 12:
+		return time.Time{}, false, tsMonth
+	case d < 1 || d > daysIn(mo, 2000+yy):
+		return time.Time{}, false, tsDay
+	case h > 23:
+		return time.Time{}, false, tsHour
+	case mi > 59:
+		return time.Time{}, false, tsMinute
+	case s > 59:
+		return time.Time{}, false, tsSecond
 	}
 	if (yy == 0 || yy == 70) && mo == 1 && d == 1 {
-		return time.Time{}, false, true // unset clock / empty log entry
+		return time.Time{}, false, tsOK // a clock restarted from 2000 or 1970, or an empty log entry
 	}
 	wall := days2000(yy, mo, d)*86400 + int64(h*3600+mi*60+s)
-	if t, ok := z.fast(wall, flag, loc); ok {
-		return t, true, true
+	if t, ok := z.fast(wall, loc); ok {
+		return t, true, tsOK
 	}
 	t := resolve(time.Date(2000+yy, time.Month(mo), d, h, mi, s, 0, loc), flag)
 	z.learn(t, loc)
-	return t, false, true
+	return t, false, tsOK
 }
 
 // digitPairs reads eight ASCII digits packed little-endian in w (the first
@@ -140,38 +182,46 @@ func days2000(yy, m, d int) int64 {
 // daysBefore[m] counts the days of a common year before month m (1-12).
 var daysBefore = [13]uint16{0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
 
-// fast converts the wall clock wall (seconds since 1970 as if in UTC) with
-// its S/W flag to an instant in loc, when a remembered stretch gives the
-// answer time.Date and resolve would give. That holds when both wall and
-// wall minus the stretch's offset fall in the stretch: time.Date looks the
-// offset up at wall, and finding the result in the same stretch keeps it;
-// resolve keeps a result whose daylight-saving state matches the flag.
-func (z *zoneCache) fast(wall int64, flag byte, loc *time.Location) (time.Time, bool) {
+// fast converts the wall clock wall (seconds since 1970 as if in UTC) to an
+// instant in loc, when a remembered stretch gives the answer time.Date and
+// resolve would give. That holds when the instant wall minus the stretch's
+// offset lies at least spanMargin inside the stretch: no other offset of
+// the zone can then name the same wall clock (no zone's offset changes by
+// more than a day), so the time is neither repeated nor skipped and the
+// S/W flag has nothing to choose.
+func (z *zoneCache) fast(wall int64, loc *time.Location) (time.Time, bool) {
 	for i := range z.spans {
 		sp := &z.spans[i]
 		if sp.loc != loc {
 			continue
 		}
 		u := wall - sp.off
-		if min(u, wall) >= sp.start && max(u, wall) < sp.end && (flag == 0 || (flag == 's') == sp.dst) {
+		if u-spanMargin >= sp.start && u+spanMargin < sp.end {
 			return time.Unix(u, 0).In(loc), true
 		}
 	}
 	return time.Time{}, false
 }
 
-// monthBefore returns time.Date(y, m-1, 1, 0, 0, 0, 0, loc): the start of
-// the month before y-m.
+// spanMargin is more than the largest change of a zone's UTC offset in
+// tzdata (Pacific/Apia skipped 30 December 2011: 24 hours).
+const spanMargin = 26 * 3600
+
+// monthBefore returns the start of the month before y-m in loc, as
+// [calendar.Midnight] defines it. The zone cache answers when the month's
+// first midnight lies well inside a remembered stretch of one offset (it
+// then exists exactly once, and is the wall clock minus the offset); other
+// months, near a change of offset, are asked of calendar.
 func (z *zoneCache) monthBefore(y int, m time.Month, loc *time.Location) time.Time {
 	if m == time.January {
 		y, m = y-1, time.December
 	} else {
 		m--
 	}
-	if t, ok := z.fast(daysSinceEpoch(y, int(m), 1)*86400, 0, loc); ok {
+	if t, ok := z.fast(daysSinceEpoch(y, int(m), 1)*86400, loc); ok {
 		return t
 	}
-	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	t := calendar.Midnight(y, m, 1, loc)
 	z.learn(t, loc)
 	return t
 }
@@ -181,7 +231,7 @@ func (z *zoneCache) monthBefore(y int, m time.Month, loc *time.Location) time.Ti
 func (z *zoneCache) learn(t time.Time, loc *time.Location) {
 	start, end := t.ZoneBounds()
 	_, off := t.Zone()
-	sp := zoneSpan{loc: loc, start: math.MinInt64 / 2, end: math.MaxInt64 / 2, off: int64(off), dst: t.IsDST()}
+	sp := zoneSpan{loc: loc, start: math.MinInt64 / 2, end: math.MaxInt64 / 2, off: int64(off)}
 	if !start.IsZero() {
 		sp.start = start.Unix()
 	}
@@ -224,31 +274,37 @@ func daysIn(m, y int) int {
 }
 
 // resolve picks, for a wall-clock time that occurs twice (the autumn hour),
-// the instant whose daylight-saving state matches the meter's flag: 's' for
-// summer time, 'w' for winter time. Without a flag, or in a zone without
-// DST, the wall clock decides alone.
+// the instant the meter's flag names: 's' for summer time, 'w' for winter
+// time. Summer is the larger UTC offset of the two, winter the smaller. That
+// is not always what time.Time.IsDST says: Go's tzdata models Irish winter
+// time (GMT, Europe/Dublin) as a negative daylight saving from IST, so
+// IsDST is true in winter there. Without a flag, or for a time that occurs
+// once, the wall clock decides alone.
 func resolve(t time.Time, flag byte) time.Time {
 	if flag == 0 {
 		return t
 	}
-	wantDST := flag == 's'
-	if t.IsDST() == wantDST {
-		return t
-	}
 	_, off := t.Zone()
-	for _, d := range [...]time.Duration{-time.Hour, time.Hour, -30 * time.Minute, 30 * time.Minute} {
-		c := t.Add(d)
-		if c.IsDST() != wantDST {
+	start, end := t.ZoneBounds()
+	best, bestOff := t, off
+	// The same wall clock in the zone period before t's, and in the one after.
+	for _, at := range [2]time.Time{start.Add(-time.Second), end} {
+		if at.Year() <= 1 { // no transition that side (a zero ZoneBounds)
 			continue
 		}
-		if _, o := c.Zone(); o == off {
+		_, o := at.Zone()
+		if o == off {
 			continue
 		}
-		if c.Hour() == t.Hour() && c.Minute() == t.Minute() && c.Day() == t.Day() {
-			return c
+		c := t.Add(time.Duration(off-o) * time.Second)
+		if _, co := c.Zone(); co != o {
+			continue // that wall clock does not occur in the other period
+		}
+		if flag == 's' && o > bestOff || flag == 'w' && o < bestOff {
+			best, bestOff = c, o
 		}
 	}
-	return t
+	return best
 }
 
 // decodeText returns raw decoded from hex when it is hex-encoded text
@@ -317,16 +373,12 @@ func (p *lineParser) peaks(o OBIS) bool {
 	for i := 3; i < p.ng; i += 3 {
 		stamp, asSent, ok1 := p.timestampWall(i)
 		at, ok2 := p.timestamp(i + 1)
-		d, unit, ok3 := splitValue(p.group(i + 2))
-		if ok3 {
-			d, ok3 = convert(d, unit, unitW)
-		}
 		if !ok1 || !ok2 {
 			p.t.Peaks = p.t.Peaks[:start]
 			return false
 		}
+		d, ok3 := p.value(i+2, unitW, demandLimit)
 		if !ok3 {
-			p.fail(p.g[i+2][0], "want a demand in kW, got %q", p.group(i+2))
 			p.t.Peaks = p.t.Peaks[:start]
 			return false
 		}
@@ -521,6 +573,10 @@ func (p *lineParser) mbusReading(ch uint8, ti, vi int) bool {
 	d, unit, ok := splitValue(p.group(vi))
 	if !ok {
 		p.fail(p.g[vi][0], "want a reading value*unit, got %q", p.group(vi))
+		return false
+	}
+	if d, ok = bounded(d, mbusLimit, true); !ok {
+		p.fail(p.g[vi][0], "want %s with at most %d digits after the point, got %q", mbusLimit.text, maxScale, p.group(vi))
 		return false
 	}
 	m := p.mbusDev(ch)

@@ -79,7 +79,7 @@ func ParseInto(t *Telegram, frame []byte, loc *time.Location) error {
 		pos = end + 1
 	}
 	p.finish()
-	t.derive()
+	t.derive(p.bad)
 	if t.CRC == CRCNone && len(t.Version) > 0 {
 		return &FrameError{Offset: bang, Msg: fmt.Sprintf("P1 version %q requires a CRC after \"!\"; none was sent", t.Version)}
 	}
@@ -167,17 +167,29 @@ func clip(b []byte, n int) []byte {
 }
 
 // derive fills the registers that are computed from others: totals from
-// tariffs where the meter sends no total, and the net power.
-func (t *Telegram) derive() {
+// tariffs where the meter sends no total, and the net power. A derived
+// register is written only when every input line the meter sent decoded:
+// bad has bit f set for each register f whose line was a syntax error, and
+// a total summed from the tariffs that remain would be a wrong total.
+func (t *Telegram) derive(bad uint64) {
 	sum := func(total Field, parts ...Field) {
-		if t.Has(total) {
+		if t.Has(total) || bad&(1<<total) != 0 {
 			return
 		}
 		var s Decimal
 		any := false
 		for _, f := range parts {
+			if bad&(1<<f) != 0 {
+				return
+			}
 			if d, ok := t.Get(f); ok {
-				s = s.Add(d)
+				var err error
+				// Registers are bounded (see limits), so four of them always
+				// sum exactly; an error would be a bug, and then no total is
+				// better than a wrong one.
+				if s, err = s.Add(d); err != nil {
+					return
+				}
 				any = true
 			}
 		}
@@ -187,11 +199,35 @@ func (t *Telegram) derive() {
 	}
 	sum(Taken, TakenT1, TakenT2, TakenT3, TakenT4)
 	sum(Injected, InjectedT1, InjectedT2, InjectedT3, InjectedT4)
+	if bad&(1<<PowerTaken|1<<PowerInjected) != 0 {
+		return
+	}
 	in, okIn := t.Get(PowerTaken)
 	out, okOut := t.Get(PowerInjected)
 	if okIn || okOut {
-		t.Set(PowerNet, in.Add(out.Neg()))
+		if net, err := in.Sub(out); err == nil {
+			t.Set(PowerNet, net)
+		}
 	}
+}
+
+// deriveInput returns the register of o's line when it is one that derive
+// uses: a tariff or total of 1.8.x and 2.8.x, or 1.7.0 and 2.7.0.
+func deriveInput(o OBIS) (Field, bool) {
+	if o[0] != 1 || o[1] != 0 || o[5] != 255 {
+		return 0, false
+	}
+	switch {
+	case o[2] == 1 && o[3] == 8 && o[4] <= 4:
+		return [...]Field{Taken, TakenT1, TakenT2, TakenT3, TakenT4}[o[4]], true
+	case o[2] == 2 && o[3] == 8 && o[4] <= 4:
+		return [...]Field{Injected, InjectedT1, InjectedT2, InjectedT3, InjectedT4}[o[4]], true
+	case o[2] == 1 && o[3] == 7 && o[4] == 0:
+		return PowerTaken, true
+	case o[2] == 2 && o[3] == 7 && o[4] == 0:
+		return PowerInjected, true
+	}
+	return 0, false
 }
 
 // maxGroups bounds the "(…)" groups of one line: 13 months of peak history
@@ -205,7 +241,8 @@ type lineParser struct {
 	idPrio  int  // priority of the id now in t.MeterID; 0 = none
 	idCode  OBIS // its code and raw text, kept in Other if a better id comes
 	idRaw   []byte
-	pending int // index in t.MBus awaiting a DSMR 2.2 value line, or -1
+	pending int    // index in t.MBus awaiting a DSMR 2.2 value line, or -1
+	bad     uint64 // bit f set when a line of register f was a syntax error (see derive)
 
 	// current line, for error messages
 	lineNo int
@@ -227,7 +264,7 @@ func (t *Telegram) lineParser(loc *time.Location) *lineParser {
 		t.lp = new(lineParser)
 	}
 	p := t.lp
-	p.t, p.loc, p.errs, p.pending = t, loc, p.errs[:0], -1
+	p.t, p.loc, p.errs, p.pending, p.bad = t, loc, p.errs[:0], -1, 0
 	p.idPrio, p.idCode, p.idRaw = 0, OBIS{}, nil
 	p.lineNo, p.pos, p.text, p.ng = 0, 0, nil, 0
 	return p
@@ -270,12 +307,14 @@ func (p *lineParser) line(l []byte, lineNo, pos int) {
 		p.fail(0, "want an OBIS code A-B:C.D.E before the first \"(\"")
 		return
 	}
-	if !p.groups(n) {
+	errs := len(p.errs)
+	if !p.groups(n) || !p.dispatch(o) {
 		p.keep(o, l[n:])
-		return
 	}
-	if !p.dispatch(o) {
-		p.keep(o, l[n:])
+	if len(p.errs) > errs {
+		if f, ok := deriveInput(o); ok {
+			p.bad |= 1 << f
+		}
 	}
 }
 
@@ -298,6 +337,10 @@ func (p *lineParser) valueLine() {
 	d, unit, ok := splitValue(p.group(0))
 	if !ok {
 		p.fail(p.g[0][0], "want a number, got %q", p.group(0))
+		return
+	}
+	if d, ok = bounded(d, mbusLimit, true); !ok {
+		p.fail(p.g[0][0], "want %s with at most %d digits after the point, got %q", mbusLimit.text, maxScale, p.group(0))
 		return
 	}
 	if len(unit) > 0 {
@@ -587,11 +630,13 @@ func splitValue(g []byte) (d Decimal, unit []byte, ok bool) {
 
 // convert normalises d from unit into the rule's canonical unit. Units are
 // compared without regard to case: in this context "KWH" or "kw" can only
-// mean kWh and kW, and some meters print them so.
-func convert(d Decimal, unit []byte, rule unitRule) (Decimal, bool) {
+// mean kWh and kW, and some meters print them so. ok is false for a unit
+// the rule does not know; err is ErrDecimalRange when the scaled value needs
+// more digits than a Decimal has ("0.000000000000000001*Wh").
+func convert(d Decimal, unit []byte, rule unitRule) (_ Decimal, ok bool, err error) {
 	var low [8]byte
 	if len(unit) > len(low) {
-		return d, false
+		return d, false, nil
 	}
 	for i, c := range unit {
 		if c >= 'A' && c <= 'Z' {
@@ -600,39 +645,44 @@ func convert(d Decimal, unit []byte, rule unitRule) (Decimal, bool) {
 		low[i] = c
 	}
 	u := low[:len(unit)] // switch string(u) compares in place, without a copy
+	shift, ok := 0, false
 	switch rule {
 	case unitKWh:
 		switch string(u) {
 		case "kwh":
-			return d, true
+			ok = true
 		case "wh":
-			return d.shift(-3), true
+			shift, ok = -3, true
 		}
 	case unitW:
 		switch string(u) {
 		case "kw":
-			return d.shift(3), true
+			shift, ok = 3, true
 		case "w":
-			return d, true
+			ok = true
 		}
 	case unitV:
 		switch string(u) {
 		case "v":
-			return d, true
+			ok = true
 		case "kv":
-			return d.shift(3), true
+			shift, ok = 3, true
 		}
 	case unitA:
 		switch string(u) {
 		case "a":
-			return d, true
+			ok = true
 		case "ma":
-			return d.shift(-3), true
+			shift, ok = -3, true
 		}
 	case unitCount:
-		return d, len(unit) == 0
+		ok = len(unit) == 0
 	}
-	return d, false
+	if !ok || shift == 0 {
+		return d, ok, nil
+	}
+	d, err = d.Shift(shift)
+	return d, true, err
 }
 
 var wantUnit = [...]string{
@@ -643,6 +693,62 @@ var wantUnit = [...]string{
 	unitCount: "no unit",
 }
 
+// A limit is what a register can hold in its canonical unit: less than Max
+// in magnitude, at most maxScale digits after the point. Values outside are
+// no meter's reading but a fault (or an attack) and become line errors, so
+// that they reach neither InfluxDB nor a rollup. The bounds are generous:
+//
+//   - energy below 10^8 kWh: eight integer digits, the widest register seen
+//     (EasyMeter Q3D, "00032549.5061662*kWh"); DSMR and e-MUCS print six.
+//   - power below 10^7 W (10 MW), over a hundred times the largest
+//     household connection (3 × 80 A); DSMR prints at most 99.999 kW.
+//   - voltage below 10^6 V, current below 10^5 A, counts below 10^10.
+//
+// Nine digits after the point is two more than any meter prints (7,
+// EasyMeter) and as many as a Wh register with six decimals gives in kWh.
+// Together the two bounds keep every register below 10^17 × 10^-9, so that
+// the sums and differences done downstream (tariff totals, net power, day
+// energy) are exact in a Decimal.
+type limit struct {
+	max      int64 // exclusive bound on the magnitude, in whole units
+	unsigned bool  // negative values are errors
+	text     string
+}
+
+const maxScale = 9
+
+var limits = [...]limit{
+	unitKWh:   {1e8, true, "a non-negative energy below 100000000 kWh"},
+	unitW:     {1e7, false, "a power below 10000000 W"},
+	unitV:     {1e6, false, "a voltage below 1000000 V"},
+	unitA:     {1e5, false, "a current below 100000 A"},
+	unitCount: {1e10, true, "a non-negative count below 10000000000"},
+}
+
+// bounded checks d against lim, forcing unsigned when the register's
+// standard defines it so, and returns d with at most maxScale digits after
+// the point (trailing zeros dropped when needed).
+func bounded(d Decimal, lim limit, unsigned bool) (Decimal, bool) {
+	d, err := d.fitScale(maxScale)
+	if err != nil {
+		return d, false
+	}
+	if (lim.unsigned || unsigned) && d.Int < 0 {
+		return d, false
+	}
+	m := Decimal{Int: lim.max}
+	return d, d.Cmp(m) < 0 && d.Cmp(m.Neg()) > 0
+}
+
+// mbusLimit bounds M-Bus readings (gas, water, heat totals) in the unit the
+// device sends: EN 13757-3 counters have eight BCD digits, DSMR prints gas
+// as 99999.999 m3. A total never runs backwards, so it is never negative.
+var mbusLimit = limit{1e9, true, "a non-negative M-Bus total below 1000000000"}
+
+// demandLimit bounds demand and peak registers (1-0:1.4.0, 1-0:1.6.0,
+// 0-0:98.1.0), which e-MUCS defines as +P averages: never negative.
+var demandLimit = limit{1e7, true, "a non-negative demand below 10000000 W"}
+
 func (p *lineParser) register(f Field, rule unitRule) bool {
 	if !p.one() {
 		return false
@@ -652,19 +758,40 @@ func (p *lineParser) register(f Field, rule unitRule) bool {
 
 // setValue stores group i as register f, normalised by rule.
 func (p *lineParser) setValue(f Field, rule unitRule, i int) bool {
+	lim := limits[rule]
+	if f == DemandAvg || f == DemandMaxMonth {
+		lim = demandLimit
+	}
+	d, ok := p.value(i, rule, lim)
+	if ok {
+		p.t.Set(f, d)
+	}
+	return ok
+}
+
+// value reads group i as a number in one of rule's units, converts it to
+// the canonical unit and checks it against lim, recording a syntax error
+// that says which of the three failed.
+func (p *lineParser) value(i int, rule unitRule, lim limit) (Decimal, bool) {
 	g := p.group(i)
 	d, unit, ok := splitValue(g)
 	if !ok {
 		p.fail(p.g[i][0], "want a number, got %q", g)
-		return false
+		return d, false
 	}
-	d, ok = convert(d, unit, rule)
+	d, ok, err := convert(d, unit, rule)
 	if !ok {
 		p.fail(p.g[i][0], "want unit %s, got %q", wantUnit[rule], unit)
-		return false
+		return d, false
 	}
-	p.t.Set(f, d)
-	return true
+	if err == nil {
+		d, ok = bounded(d, lim, false)
+	}
+	if err != nil || !ok {
+		p.fail(p.g[i][0], "want %s with at most %d digits after the point, got %q", lim.text, maxScale, g)
+		return d, false
+	}
+	return d, true
 }
 
 func (p *lineParser) limiter() bool {
@@ -676,21 +803,34 @@ func (p *lineParser) limiter() bool {
 		p.fail(p.g[0][0], "want a number, got %q", p.group(0))
 		return false
 	}
+	var f Field
+	var err error
+	lim := limit{1e7, true, "a non-negative threshold below 10000000 W, VA or A"}
 	switch string(unit) {
 	case "kW":
-		p.t.Set(LimiterW, d.shift(3))
+		f = LimiterW
+		d, err = d.Shift(3)
 	case "W":
-		p.t.Set(LimiterW, d)
+		f = LimiterW
 	case "A":
-		p.t.Set(LimiterA, d)
+		f = LimiterA
 	case "kVA":
-		p.t.Set(LimiterVA, d.shift(3))
+		f = LimiterVA
+		d, err = d.Shift(3)
 	case "VA":
-		p.t.Set(LimiterVA, d)
+		f = LimiterVA
 	default:
 		p.fail(p.g[0][0], "want unit kW, W, A or kVA, got %q", unit)
 		return false
 	}
+	if err == nil {
+		d, ok = bounded(d, lim, true)
+	}
+	if err != nil || !ok {
+		p.fail(p.g[0][0], "want %s with at most %d digits after the point, got %q", lim.text, maxScale, p.group(0))
+		return false
+	}
+	p.t.Set(f, d)
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -102,12 +103,102 @@ func TestDecimal(t *testing.T) {
 		if d.String() != tc.text || d.Float64() != tc.float || d.Int != tc.int || d.Scale != tc.scale {
 			t.Errorf("parseDecimal(%q) = %v (%d, %d, %v), want %s (%d, %d, %v)", tc.in, d, d.Int, d.Scale, d.Float64(), tc.text, tc.int, tc.scale, tc.float)
 		}
-		if got := d.shift(tc.shift).String(); got != tc.shiftTxt {
-			t.Errorf("%q shifted by %d = %s, want %s", tc.in, tc.shift, got, tc.shiftTxt)
+		if got, err := d.Shift(tc.shift); err != nil || got.String() != tc.shiftTxt {
+			t.Errorf("%q shifted by %d = %s, %v, want %s", tc.in, tc.shift, got, err, tc.shiftTxt)
 		}
 	}
-	if got := (Decimal{1234567, 3}).Add(Decimal{25, 1}).String(); got != "1237.067" {
-		t.Errorf("1234.567 + 2.5 = %s, want 1237.067", got)
+}
+
+// TestDecimalArithmetic checks that Add, Sub and Shift are exact or fail
+// with ErrDecimalRange, never wrap, and that Cmp orders any two Decimals.
+func TestDecimalArithmetic(t *testing.T) {
+	const max = 999_999_999_999_999_999
+	tests := []struct {
+		name string
+		op   func() (Decimal, error)
+		want string // "" for ErrDecimalRange
+	}{
+		{"add", func() (Decimal, error) { return Decimal{1234567, 3}.Add(Decimal{25, 1}) }, "1237.067"},
+		{"add negative", func() (Decimal, error) { return Decimal{-24, 3}.Add(Decimal{1, 0}) }, "0.976"},
+		{"sub", func() (Decimal, error) { return Decimal{611, 3}.Sub(Decimal{1193, 0}) }, "-1192.389"},
+		{"add at max", func() (Decimal, error) { return Decimal{max - 1, 0}.Add(Decimal{1, 0}) }, "999999999999999999"},
+		{"add past max", func() (Decimal, error) { return Decimal{max, 0}.Add(Decimal{1, 0}) }, ""},
+		{"sub past -max", func() (Decimal, error) { return Decimal{-max, 0}.Sub(Decimal{1, 0}) }, ""},
+		// A huge T1 plus a tiny T2: aligning the scales would wrap.
+		{"add huge and tiny", func() (Decimal, error) { return Decimal{max, 0}.Add(Decimal{1, 3}) }, ""},
+		{"add out of range operand", func() (Decimal, error) { return Decimal{math.MaxInt64, 0}.Add(Decimal{}) }, ""},
+		{"add scale 19", func() (Decimal, error) { return Decimal{1, 19}.Add(Decimal{}) }, ""},
+		{"sub MinInt64", func() (Decimal, error) { return Decimal{}.Sub(Decimal{math.MinInt64, 0}) }, ""},
+		{"kW to W", func() (Decimal, error) { return Decimal{1193, 3}.Shift(3) }, "1193"},
+		{"kW to W, no point", func() (Decimal, error) { return Decimal{12, 0}.Shift(3) }, "12000"},
+		{"kW to W overflows", func() (Decimal, error) { return Decimal{max, 0}.Shift(3) }, ""},
+		{"kW to W at the edge", func() (Decimal, error) { return Decimal{max / 1000, 0}.Shift(3) }, "999999999999999000"},
+		{"Wh to kWh", func() (Decimal, error) { return Decimal{6545766, 0}.Shift(-3) }, "6545.766"},
+		// 18 decimals in Wh are 21 in kWh: unrepresentable.
+		{"Wh to kWh, 18 decimals", func() (Decimal, error) { return Decimal{1, 18}.Shift(-3) }, ""},
+		{"Wh to kWh, trailing zeros given up", func() (Decimal, error) { return Decimal{1000, 18}.Shift(-3) }, "0.000000000000000001"},
+		{"mA to A, 17 decimals", func() (Decimal, error) { return Decimal{5, 17}.Shift(-3) }, ""},
+		{"shift far", func() (Decimal, error) { return Decimal{1, 0}.Shift(40) }, ""},
+	}
+	for _, tc := range tests {
+		got, err := tc.op()
+		if tc.want == "" {
+			if !errors.Is(err, ErrDecimalRange) {
+				t.Errorf("%s: got %s, %v, want ErrDecimalRange", tc.name, got, err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%s: got %s, %v, want %s", tc.name, got, err, tc.want)
+		}
+	}
+
+	cmps := []struct {
+		a, b Decimal
+		want int
+	}{
+		{Decimal{1, 0}, Decimal{1000, 3}, 0},
+		{Decimal{1, 0}, Decimal{1001, 3}, -1},
+		{Decimal{-1, 0}, Decimal{-1001, 3}, 1},
+		{Decimal{max, 0}, Decimal{1, 18}, 1},
+		{Decimal{1, 18}, Decimal{max, 0}, -1},
+		{Decimal{-max, 0}, Decimal{-1, 18}, -1},
+		{Decimal{math.MinInt64, 0}, Decimal{math.MaxInt64, 0}, -1},
+		{Decimal{math.MaxInt64, 0}, Decimal{math.MaxInt64, 200}, 1},
+		{Decimal{0, 5}, Decimal{0, 0}, 0},
+		{Decimal{-1, 3}, Decimal{0, 0}, -1},
+	}
+	for _, tc := range cmps {
+		if got := tc.a.Cmp(tc.b); got != tc.want {
+			t.Errorf("%v.Cmp(%v) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestDecimalFormat checks that every Decimal formats, including those no
+// parser makes, without panicking (AppendText used to index 10^Scale).
+func TestDecimalFormat(t *testing.T) {
+	tests := []struct {
+		d     Decimal
+		want  string
+		float float64
+	}{
+		{Decimal{1, 21}, "0.000000000000000000001", 1e-21},
+		{Decimal{-5, 20}, "-0.00000000000000000005", -5e-20},
+		{Decimal{math.MinInt64, 0}, "-9223372036854775808", -9223372036854775808},
+		{Decimal{math.MinInt64, 3}, "-9223372036854775.808", -9223372036854775.808},
+		{Decimal{math.MaxInt64, 19}, "0.9223372036854775807", 0.9223372036854775807},
+		{Decimal{12, 2}, "0.12", 0.12},
+		{Decimal{-120, 2}, "-1.20", -1.2},
+		{Decimal{0, 3}, "0.000", 0},
+	}
+	for _, tc := range tests {
+		if got := tc.d.String(); got != tc.want {
+			t.Errorf("Decimal{%d, %d}: got %s, want %s", tc.d.Int, tc.d.Scale, got, tc.want)
+		}
+		if got := tc.d.Float64(); got != tc.float {
+			t.Errorf("Decimal{%d, %d}.Float64(): got %v, want %v", tc.d.Int, tc.d.Scale, got, tc.float)
+		}
 	}
 }
 
@@ -217,6 +308,95 @@ func TestDerived(t *testing.T) {
 	}
 }
 
+// TestHostileValues: values no meter sends, which overflowed, panicked or
+// were stored wrong, are line errors naming the line, and nothing derived
+// from a bad line is written.
+func TestHostileValues(t *testing.T) {
+	forty := strings.Repeat("9", 40)
+	tests := []struct {
+		name  string
+		lines []string
+		err   string           // "" for no error; else part of the message
+		want  map[Field]string // "" = must be absent
+	}{
+		{"18 decimals in Wh", []string{"1-0:1.8.1(0.000000000000000001*Wh)", "1-0:1.8.2(000001.000*kWh)"},
+			`line 4 "1-0:1.8.1(0.000000000000000001*Wh)" at byte 40: want a non-negative energy below 100000000 kWh with at most 9 digits after the point`,
+			map[Field]string{TakenT1: "", TakenT2: "1.000", Taken: ""}},
+		{"18 decimals in mA", []string{"1-0:31.7.0(0.000000000000000001*mA)"},
+			`"1-0:31.7.0(0.000000000000000001*mA)" at byte 41: want a current below 100000 A`,
+			map[Field]string{CurrentL1: ""}},
+		{"18 digits in kW", []string{"1-0:1.7.0(999999999999999999*kW)", "1-0:2.7.0(00.100*kW)"},
+			`line 4 "1-0:1.7.0(999999999999999999*kW)" at byte 40: want a power below 10000000 W`,
+			map[Field]string{PowerTaken: "", PowerInjected: "100", PowerNet: ""}},
+		{"huge T1 and tiny T2", []string{"1-0:1.8.1(999999999999999999*kWh)", "1-0:1.8.2(000000.001*kWh)"},
+			"want a non-negative energy below 100000000 kWh",
+			map[Field]string{TakenT1: "", TakenT2: "0.001", Taken: ""}},
+		{"40 digits", []string{"1-0:1.8.1(" + forty + "*kWh)", "1-0:1.8.2(000002.000*kWh)"},
+			`line 4 "1-0:1.8.1(` + forty + `*kWh)" at byte 40: want a number`,
+			map[Field]string{TakenT1: "", TakenT2: "2.000", Taken: ""}},
+		{"40 digits injected", []string{"1-0:2.8.1(000001.000*kWh)", "1-0:2.8.2(" + forty + "*kWh)"},
+			"want a number", map[Field]string{InjectedT1: "1.000", Injected: ""}},
+		{"bad total is not replaced by the tariffs", []string{"1-0:1.8.0(-1.000*kWh)", "1-0:1.8.1(000001.000*kWh)"},
+			"want a non-negative energy", map[Field]string{TakenT1: "1.000", Taken: ""}},
+		{"bad tariff does not hide the meter's total", []string{"1-0:1.8.0(000005.000*kWh)", "1-0:1.8.1(-1*kWh)"},
+			"want a non-negative energy", map[Field]string{Taken: "5.000"}},
+		{"negative energy", []string{"1-0:1.8.2(-000001.000*kWh)"}, "want a non-negative energy", map[Field]string{TakenT2: ""}},
+		{"negative injected", []string{"1-0:2.8.2(-000001.000*kWh)"}, "want a non-negative energy", map[Field]string{InjectedT2: ""}},
+		{"unparseable power", []string{"1-0:1.7.0(00.500*kW)", "1-0:2.7.0(x*kW)"}, "want a number",
+			map[Field]string{PowerTaken: "500", PowerNet: ""}},
+		{"energy at the bound", []string{"1-0:1.8.1(99999999.9999999*kWh)"}, "", map[Field]string{TakenT1: "99999999.9999999", Taken: "99999999.9999999"}},
+		{"energy past the bound", []string{"1-0:1.8.1(100000000.000*kWh)"}, "below 100000000 kWh", map[Field]string{TakenT1: ""}},
+		{"Wh past the bound", []string{"1-0:1.8.1(100000000000*Wh)"}, "below 100000000 kWh", map[Field]string{TakenT1: ""}},
+		{"power at the bound", []string{"1-0:1.7.0(9999.999*kW)"}, "", map[Field]string{PowerTaken: "9999999"}},
+		{"power past the bound", []string{"1-0:1.7.0(10000.000*kW)"}, "below 10000000 W", map[Field]string{PowerTaken: ""}},
+		{"ten decimals", []string{"1-0:1.8.1(0.0000000001*kWh)"}, "at most 9 digits after the point", map[Field]string{TakenT1: ""}},
+		{"ten decimals, last zero", []string{"1-0:1.8.1(0.0000000010*kWh)"}, "", map[Field]string{TakenT1: "0.000000001"}},
+		{"Wh with six decimals", []string{"1-0:1.8.1(1.000001*Wh)"}, "", map[Field]string{TakenT1: "0.001000001"}},
+		{"negative demand", []string{"1-0:1.4.0(-01.000*kW)"}, "want a non-negative demand", map[Field]string{DemandAvg: ""}},
+		{"negative monthly peak", []string{"1-0:1.6.0(230101000000W)(-01.000*kW)"}, "want a non-negative demand", map[Field]string{DemandMaxMonth: ""}},
+		{"negative peak history", []string{"0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(230801000000S)(230712000000S)(-01.000*kW)"}, "want a non-negative demand", nil},
+		{"huge limiter", []string{"0-0:17.0.0(99999999999*kW)"}, "want a non-negative threshold", map[Field]string{LimiterW: ""}},
+		{"negative count", []string{"0-0:96.7.21(-0001)"}, "want a non-negative count", map[Field]string{PowerFailures: ""}},
+		{"negative gas", []string{"0-1:24.1.0(003)", "0-1:24.2.1(230101000000W)(-00001.000*m3)"}, "want a non-negative M-Bus total", nil},
+		{"huge gas", []string{"0-1:24.2.1(230101000000W)(999999999999*m3)"}, "want a non-negative M-Bus total", nil},
+		// Signed registers stay accepted: instantaneous power (some meters
+		// sign it) and the Lithuanian net power and power factor, kept in Other.
+		{"signed power", []string{"1-0:21.7.0(-00.100*kW)"}, "", map[Field]string{PowerTakenL1: "-100"}},
+		{"lithuanian signed lines", []string{"1-0:16.24.0(-00.024*kW)", "1-0:13.7.0(-1.000)", "1-0:33.7.0(-0.913)"}, "", nil},
+	}
+	for _, tc := range tests {
+		tg, err := Parse(frame(tc.lines...), brussels)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err != "" && (!errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: err = %v, want a line error containing %q", tc.name, err, tc.err)
+		}
+		for f, want := range tc.want {
+			d, ok := tg.Get(f)
+			got := ""
+			if ok {
+				got = d.String()
+			}
+			if got != want {
+				t.Errorf("%s: %s = %q, want %q", tc.name, f, got, want)
+			}
+		}
+		// Whatever was kept must format and encode without a panic.
+		tg.AppendJSON(nil)
+		for _, m := range tg.MBus {
+			if m.HasValue && m.Value.Int < 0 {
+				t.Errorf("%s: M-Bus value %s kept", tc.name, m.Value)
+			}
+		}
+		for _, p := range tg.Peaks {
+			if p.Value.Int < 0 {
+				t.Errorf("%s: peak %s kept", tc.name, p.Value)
+			}
+		}
+	}
+}
+
 func TestIdentifiersAndTexts(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -280,7 +460,27 @@ func TestTimestamps(t *testing.T) {
 		{"000000000000W", brussels, ""},
 		{"000101010000W", brussels, ""},
 		{"700101010000W", brussels, ""},
-		{"270229000000W", brussels, ""},
+		{"000000000000", brussels, ""},
+		{"000101185853W", brussels, ""},
+		{"632525252525S", brussels, ""},
+		// Ireland: Go's tzdata makes winter (GMT) the daylight-saving
+		// period, so the flag must be read from the offset, not IsDST.
+		{"231029013000S", dublin, "2023-10-29T01:30:00+01:00"},
+		{"231029013000W", dublin, "2023-10-29T01:30:00Z"},
+		{"231029003000S", dublin, "2023-10-29T00:30:00+01:00"},
+		{"231029023000W", dublin, "2023-10-29T02:30:00Z"},
+		{"231029023000S", dublin, "2023-10-29T02:30:00Z"}, // not repeated: a wrong flag changes nothing
+		{"230715120000S", dublin, "2023-07-15T12:00:00+01:00"},
+		{"230715120000W", dublin, "2023-07-15T12:00:00+01:00"},
+		{"230115120000W", dublin, "2023-01-15T12:00:00Z"},
+		{"230326013000W", dublin, "2023-03-26T02:30:00+01:00"}, // skipped hour: moved on, as time.Date does
+		{"231029013000S", london, "2023-10-29T01:30:00+01:00"},
+		{"231029013000W", london, "2023-10-29T01:30:00Z"},
+		{"230715120000S", london, "2023-07-15T12:00:00+01:00"},
+		{"230115120000W", london, "2023-01-15T12:00:00Z"},
+		{"231029023000S", brussels, "2023-10-29T02:30:00+02:00"},
+		{"231029023000W", brussels, "2023-10-29T02:30:00+01:00"},
+		{"230115120000W", brussels, "2023-01-15T12:00:00+01:00"},
 	}
 	for _, tc := range tests {
 		got, ok := parseTimestamp([]byte(tc.in), tc.loc)
@@ -296,7 +496,10 @@ func TestTimestamps(t *testing.T) {
 			t.Errorf("%s in %s = %q, want %q", tc.in, tc.loc, s, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "2610250230", "26102502300X", "2610250230000W", "26102502300AW"} {
+	for _, bad := range []string{"", "2610250230", "26102502300X", "2610250230000W", "26102502300AW",
+		// Digits, but not a date and time.
+		"261325023000W", "261032023000W", "270229000000W", "261025993000W", "261025026000S", "261025023060W",
+		"260000000000W", "000100000000W", "000101990000W", "991299999999"} {
 		if _, ok := parseTimestamp([]byte(bad), brussels); ok {
 			t.Errorf("%q accepted as a timestamp", bad)
 		}
@@ -389,6 +592,24 @@ func TestPeaksAndFailureLog(t *testing.T) {
 	}
 }
 
+// TestPeakMonthSkippedMidnight: in America/Asuncion the clock went from
+// 2023-09-30 24:00 to 2023-10-01 01:00, so October began at the jump
+// (04:00Z). time.Date(2023, 10, 1, 0, ...) gives 23:00 on 30 September,
+// which dated the October peak in September.
+func TestPeakMonthSkippedMidnight(t *testing.T) {
+	asuncion := mustLoad("America/Asuncion")
+	tg, err := Parse(frame("0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(231101000000S)(231016130000S)(04.927*kW)"), asuncion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.Peaks) != 1 {
+		t.Fatalf("got %d peaks, want 1", len(tg.Peaks))
+	}
+	if got, want := tg.Peaks[0].Month.UTC().Format(time.RFC3339), "2023-10-01T04:00:00Z"; got != want {
+		t.Errorf("month = %s, want %s", got, want)
+	}
+}
+
 // TestErrors covers every error the parser reports.
 func TestErrors(t *testing.T) {
 	good := frame("1-0:1.8.1(000001.000*kWh)")
@@ -417,6 +638,10 @@ func TestErrors(t *testing.T) {
 		{"empty value", frame("1-0:1.8.1()"), ErrSyntax, `want a number, got ""`},
 		{"two groups", frame("1-0:1.8.1(1*kWh)(2*kWh)"), ErrSyntax, "want one (value) group, got 2"},
 		{"bad timestamp", frame("0-0:1.0.0(2610250230X)"), ErrSyntax, "want a timestamp YYMMDDhhmmss"},
+		{"month 13", frame("0-0:1.0.0(261325023000W)"), ErrSyntax, `line 4 "0-0:1.0.0(261325023000W)" at byte 40: want a timestamp YYMMDDhhmmssX, got "261325023000W": the month is not 01-12`},
+		{"hour 99", frame("0-0:1.0.0(261025993000S)"), ErrSyntax, `got "261025993000S": the hour is not 00-23`},
+		{"day 32", frame("0-1:24.2.1(261032023000W)(00001.000*m3)"), ErrSyntax, `got "261032023000W": the month has no such day`},
+		{"minute 60 in a peak", frame("1-0:1.6.0(261025026000W)(01.000*kW)"), ErrSyntax, `the minute is not 00-59`},
 		{"peak count mismatch", frame("0-0:98.1.0(2)(1-0:1.6.0)(1-0:1.6.0)(230801000000S)(230712000000S)(01.000*kW)"), ErrSyntax, "announces 2 entries but has 6 groups (want 9)"},
 		{"failure log count mismatch", frame("1-0:99.97.0(1)(0-0:96.7.19)"), ErrSyntax, "announces 1 entries"},
 		{"failure duration unit", frame("1-0:99.97.0(1)(0-0:96.7.19)(101208152415W)(240*min)"), ErrSyntax, "whole seconds"},
@@ -668,7 +893,7 @@ func TestParseDecimalShort(t *testing.T) {
 				if d.Int != 0 || dot || c != '0' {
 					digits++
 				}
-				if digits > maxDigits {
+				if digits > MaxDigits {
 					return Decimal{}, false
 				}
 				d.Int = d.Int*10 + int64(c-'0')

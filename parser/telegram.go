@@ -97,7 +97,9 @@ type MBus struct {
 type MonthPeak struct {
 	// Month is the local start of the month the peak belongs to. The meter
 	// stamps each entry with the midnight that closed the month (the 1st of
-	// the next month); Month is one calendar month before that stamp.
+	// the next month); Month is one calendar month before that stamp, as
+	// internal/calendar defines a month's start (the jump, where the
+	// clock skips midnight).
 	Month time.Time
 	At    time.Time // when the peak quarter-hour happened; zero when the month had none
 	Value Decimal   // in W

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/p1logger/p1logger/internal/calendar"
 )
 
 // TestZoneCache checks that timestamps converted through the zone cache are
@@ -39,7 +41,7 @@ func TestZoneCache(t *testing.T) {
 		// The month before a peak stamp's, as peaks computes it.
 		if w.Year() > 2000 && w.Day() == 1 {
 			got := z.monthBefore(w.Year(), w.Month(), loc)
-			want := time.Date(w.Year(), w.Month()-1, 1, 0, 0, 0, 0, loc)
+			want := calendar.Midnight(w.Year(), w.Month()-1, 1, loc)
 			if got != want {
 				t.Fatalf("month before %s in %s: got %v, want %v", text, loc, got, want)
 			}
@@ -94,8 +96,8 @@ func TestDaysSinceEpoch(t *testing.T) {
 // TestTimestampBytes changes every byte of a few timestamps to every value
 // and checks the result against a plain byte-by-byte reading.
 func TestTimestampBytes(t *testing.T) {
-	// want reads g the simple way: ok false when g is not a timestamp, zero
-	// time for the "not set" markers.
+	// want reads g the simple way: ok false when g is not a timestamp (or
+	// not a date and time), zero time for the "not set" markers.
 	want := func(g []byte) (time.Time, bool) {
 		if len(g) != 12 && len(g) != 13 {
 			return time.Time{}, false
@@ -120,14 +122,19 @@ func TestTimestampBytes(t *testing.T) {
 			}
 		}
 		y, mo, d, h, mi, s := 2000+v[0], v[1], v[2], v[3], v[4], v[5]
-		if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 ||
-			(y == 2000 || y == 2070) && mo == 1 && d == 1 {
+		if string(g[:12]) == "000000000000" || string(g[:12]) == "632525252525" {
+			return time.Time{}, true
+		}
+		if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 {
+			return time.Time{}, false
+		}
+		if (y == 2000 || y == 2070) && mo == 1 && d == 1 {
 			return time.Time{}, true
 		}
 		return resolve(time.Date(y, time.Month(mo), d, h, mi, s, 0, brussels), flag), true
 	}
 	var z zoneCache
-	for _, base := range []string{"261124123237W", "280229235959S", "991231000000", "000102030405w"} {
+	for _, base := range []string{"261124123237W", "280229235959S", "991231000000", "000102030405w", "000000000000W", "632525252525S", "700101000000"} {
 		for i := range len(base) {
 			for c := range 256 {
 				g := []byte(base)

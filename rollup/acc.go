@@ -171,6 +171,9 @@ type fieldAcc struct {
 	last     sample
 	segFirst parser.Decimal
 	closed   parser.Decimal
+	// overflow is set when a sum left the Decimal range; the period's
+	// value is then unknown and not written, rather than written wrong.
+	overflow bool
 }
 
 // add files s under p: as the baseline when it lies before p and is newer
@@ -195,7 +198,11 @@ func (a *fieldAcc) add(s sample, p period) bool {
 		return false
 	}
 	if breaks(a.last, s) {
-		a.closed = a.closed.Add(sub(a.last.v, a.segFirst))
+		seg, err := sub(a.last.v, a.segFirst)
+		if err == nil {
+			a.closed, err = a.closed.Add(seg)
+		}
+		a.overflow = a.overflow || err != nil
 		a.segFirst = s.v
 	}
 	a.last = s
@@ -203,14 +210,22 @@ func (a *fieldAcc) add(s sample, p period) bool {
 }
 
 // value returns the energy of the period so far, and false when there is
-// no reading inside the period (then no field is written).
+// no reading inside the period or the sum left the Decimal range (then no
+// field is written).
 func (a *fieldAcc) value() (parser.Decimal, bool) {
-	if !a.has {
+	if !a.has || a.overflow {
 		return parser.Decimal{}, false
 	}
-	v := a.closed.Add(sub(a.last.v, a.segFirst))
+	seg, err := sub(a.last.v, a.segFirst)
+	v, err2 := a.closed.Add(seg)
+	if err != nil || err2 != nil {
+		return parser.Decimal{}, false
+	}
 	if a.hasBase && !breaks(a.base, a.first) {
-		v = v.Add(sub(a.first.v, a.base.v))
+		d, err := sub(a.first.v, a.base.v)
+		if v, err2 = v.Add(d); err != nil || err2 != nil {
+			return parser.Decimal{}, false
+		}
 	}
 	if v.Int < 0 {
 		// Cannot happen: every segment is non-decreasing. Kept so that a

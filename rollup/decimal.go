@@ -11,9 +11,12 @@ import (
 // Register arithmetic is done in parser.Decimal so that a day of
 // 34.444 kWh is written as 34.444, never 34.443999999997.
 
-func sub(a, b parser.Decimal) parser.Decimal { return a.Add(b.Neg()) }
+// sub returns a − b, or an error when the exact difference does not fit a
+// Decimal (registers are bounded by the parser, so only a bug gets there).
+func sub(a, b parser.Decimal) (parser.Decimal, error) { return a.Sub(b) }
 
-func less(a, b parser.Decimal) bool { return sub(a, b).Int < 0 }
+// less reports a < b exactly, whatever their scales.
+func less(a, b parser.Decimal) bool { return a.Cmp(b) < 0 }
 
 // normal drops trailing zero digits after the point, so that equal values
 // have equal text ("1.500" and "1.5" both print as "1.5").

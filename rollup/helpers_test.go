@@ -120,7 +120,7 @@ func reference(hist []reading, f field, p period) (parser.Decimal, bool) {
 				segStart = r.v
 			}
 		case prev.meter != r.meter || less(r.v, prev.v):
-			total = total.Add(sub(prev.v, segStart))
+			total = mustAdd(total, mustSub(prev.v, segStart))
 			segStart = r.v
 		}
 		started = true
@@ -129,8 +129,18 @@ func reference(hist []reading, f field, p period) (parser.Decimal, bool) {
 	if !inside {
 		return parser.Decimal{}, false
 	}
-	return normal(total.Add(sub(prev.v, segStart))), true
+	return normal(mustAdd(total, mustSub(prev.v, segStart))), true
 }
+
+func mustAdd(a, b parser.Decimal) parser.Decimal {
+	d, err := a.Add(b)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func mustSub(a, b parser.Decimal) parser.Decimal { return mustAdd(a, b.Neg()) }
 
 // recorder is a PointWriter that keeps every write and can be made to fail.
 type recorder struct {

@@ -354,7 +354,7 @@ func TestRecoverSeededHistory(t *testing.T) {
 	// By hand: the 14:50 reading minus the one a second before midnight.
 	last := findAt(t, hist, local(loc, 2026, 3, 29, 14, 50))
 	base := findAt(t, hist, mid.Add(-time.Second))
-	wantDay := normal(sub(last.vals[fTaken], base.vals[fTaken])).String()
+	wantDay := normal(mustSub(last.vals[fTaken], base.vals[fTaken])).String()
 	if g := got[pointKey{"home", "day", mid.UnixNano()}]["taken_kwh"]; g != wantDay {
 		t.Errorf("day taken_kwh = %s, want %s", g, wantDay)
 	}
@@ -463,7 +463,7 @@ func TestStartAfterMidnight(t *testing.T) {
 	}
 	last := findAt(t, hist, mid.Add(-3*time.Second)) // 23:59:57, the last before midnight
 	prev := findAt(t, hist, local(loc, 2026, 6, 30, 0, 0).Add(-3*time.Second))
-	want := normal(sub(last.vals[fTaken], prev.vals[fTaken])).String()
+	want := normal(mustSub(last.vals[fTaken], prev.vals[fTaken])).String()
 	if g := got[pointKey{"home", "day", local(loc, 2026, 6, 30, 0, 0).UnixNano()}]["taken_kwh"]; g != want {
 		t.Errorf("yesterday = %s, want %s", g, want)
 	}
@@ -502,7 +502,7 @@ func TestMonthBeganWhileDown(t *testing.T) {
 	}
 	// The baseline is the 28 March 12:00 reading, five days old.
 	lastOld, lastNew := old[len(old)-1], fresh[len(fresh)-1]
-	if want := normal(sub(lastNew.vals[fTaken], lastOld.vals[fTaken])).String(); day["taken_kwh"] != want {
+	if want := normal(mustSub(lastNew.vals[fTaken], lastOld.vals[fTaken])).String(); day["taken_kwh"] != want {
 		t.Errorf("day taken_kwh = %s, want %s", day["taken_kwh"], want)
 	}
 }

@@ -121,3 +121,9 @@ func TestPeriodsTile(t *testing.T) {
 		}
 	}
 }
+
+// localDate returns t's wall-clock date as UTC midnight, to compare dates.
+func localDate(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

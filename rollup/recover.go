@@ -317,11 +317,12 @@ func collectRuns(rows []row, runs bool) map[seriesKey][]*run {
 			// value is the difference; v the register after the drop.
 			after, ok1 := decFromFloat(r.v)
 			diff, ok2 := decFromDiff(r.value)
-			if !ok1 || !ok2 {
+			prev, err := sub(after, diff)
+			if !ok1 || !ok2 || err != nil {
 				continue
 			}
 			x := get(r)
-			x.drops = append(x.drops, drop{at: instantOf(r.at), v: after, prev: sub(after, diff)})
+			x.drops = append(x.drops, drop{at: instantOf(r.at), v: after, prev: prev})
 			continue
 		}
 		if !ok {
