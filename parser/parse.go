@@ -791,6 +791,15 @@ func (p *lineParser) value(i int, rule unitRule, lim limit) (Decimal, bool) {
 		p.fail(p.g[i][0], "want %s with at most %d digits after the point, got %q", lim.text, maxScale, g)
 		return d, false
 	}
+	if rule == unitCount {
+		// Counts and states are written as InfluxDB integers: a fraction
+		// ("0002.5") would be cut off there while decode printed it, so it
+		// is a line error, not a value. Trailing zeros ("0002.0") are fine.
+		if d, err = d.fitScale(0); err != nil {
+			p.fail(p.g[i][0], "want a whole number, got %q", g)
+			return d, false
+		}
+	}
 	return d, true
 }
 

@@ -357,6 +357,10 @@ func TestHostileValues(t *testing.T) {
 		{"negative peak history", []string{"0-0:98.1.0(1)(1-0:1.6.0)(1-0:1.6.0)(230801000000S)(230712000000S)(-01.000*kW)"}, "want a non-negative demand", nil},
 		{"huge limiter", []string{"0-0:17.0.0(99999999999*kW)"}, "want a non-negative threshold", map[Field]string{LimiterW: ""}},
 		{"negative count", []string{"0-0:96.7.21(-0001)"}, "want a non-negative count", map[Field]string{PowerFailures: ""}},
+		// Counts are InfluxDB integers: a fraction would be written cut off.
+		{"fractional tariff", []string{"0-0:96.14.0(0002.5)"}, `"0-0:96.14.0(0002.5)" at byte 42: want a whole number, got "0002.5"`, map[Field]string{Tariff: ""}},
+		{"fractional count", []string{"0-0:96.7.21(00004.001)"}, "want a whole number", map[Field]string{PowerFailures: ""}},
+		{"count with zero decimals", []string{"0-0:96.7.21(00004.000)", "0-0:96.3.10(1.0)"}, "", map[Field]string{PowerFailures: "4", BreakerState: "1"}},
 		{"negative gas", []string{"0-1:24.1.0(003)", "0-1:24.2.1(230101000000W)(-00001.000*m3)"}, "want a non-negative M-Bus total", nil},
 		{"huge gas", []string{"0-1:24.2.1(230101000000W)(999999999999*m3)"}, "want a non-negative M-Bus total", nil},
 		// Signed registers stay accepted: instantaneous power (some meters
