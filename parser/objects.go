@@ -361,7 +361,12 @@ func (p *lineParser) peaks(o OBIS) bool {
 	if p.ng < 3 || !allDigits(p.group(0)) || bytes.IndexByte(p.group(1), ':') < 0 {
 		return false
 	}
-	n, _ := parseDecimal(p.group(0))
+	n, ok := parseDecimal(p.group(0))
+	if !ok {
+		// More than 18 digits: not "0", whatever its groups say.
+		p.fail(p.g[0][0], "peak history announces %q entries, want at most %d digits", p.group(0), MaxDigits)
+		return false
+	}
 	if n.Int == 0 && p.ng == 4 && len(p.group(3)) == 0 {
 		return true
 	}
@@ -412,7 +417,11 @@ func (p *lineParser) failureLog(o OBIS) bool {
 		p.fail(p.g[0][0], "want (count)(0-0:96.7.19) at the start of the power failure log")
 		return false
 	}
-	n, _ := parseDecimal(p.group(0))
+	n, ok := parseDecimal(p.group(0))
+	if !ok {
+		p.fail(p.g[0][0], "failure log announces %q entries, want at most %d digits", p.group(0), MaxDigits)
+		return false
+	}
 	if p.ng != 2+2*int(n.Int) {
 		p.fail(p.g[0][0], "failure log announces %d entries but has %d groups (want %d)", n.Int, p.ng, 2+2*n.Int)
 		return false
@@ -431,8 +440,10 @@ func (p *lineParser) failureLog(o OBIS) bool {
 		}
 		// Some meters (MCS) leave the unit out; seconds is the only one the
 		// standard allows.
-		if !ok2 || d.Scale != 0 || d.Int < 0 || (len(unit) > 0 && string(unit) != "s") {
-			p.fail(p.g[i+1][0], "want a duration in whole seconds, got %q", p.group(i+1))
+		// A time.Duration holds 292 years: more seconds would wrap to a
+		// negative duration (ten digits are sent, 9999999999 is 317 years).
+		if !ok2 || d.Scale != 0 || d.Int < 0 || d.Int > maxFailureSeconds || (len(unit) > 0 && string(unit) != "s") {
+			p.fail(p.g[i+1][0], "want a duration in whole seconds, at most %d, got %q", maxFailureSeconds, p.group(i+1))
 			p.t.FailureLog = p.t.FailureLog[:start]
 			return false
 		}
@@ -440,6 +451,9 @@ func (p *lineParser) failureLog(o OBIS) bool {
 	}
 	return true
 }
+
+// maxFailureSeconds is the longest power failure a time.Duration holds.
+const maxFailureSeconds = int64(math.MaxInt64 / time.Second)
 
 func allDigits(b []byte) bool {
 	if len(b) == 0 {

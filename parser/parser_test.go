@@ -360,6 +360,16 @@ func TestHostileValues(t *testing.T) {
 		// Counts are InfluxDB integers: a fraction would be written cut off.
 		{"fractional tariff", []string{"0-0:96.14.0(0002.5)"}, `"0-0:96.14.0(0002.5)" at byte 42: want a whole number, got "0002.5"`, map[Field]string{Tariff: ""}},
 		{"fractional count", []string{"0-0:96.7.21(00004.001)"}, "want a whole number", map[Field]string{PowerFailures: ""}},
+		// A count past 18 digits read as no count at all, an empty history.
+		{"peak history count past 18 digits", []string{"0-0:98.1.0(99999999999999999999)(1-0:1.6.0)(1-0:1.6.0)()"},
+			`at byte 41: peak history announces "99999999999999999999" entries, want at most 18 digits`, nil},
+		{"failure log count past 18 digits", []string{"1-0:99.97.0(99999999999999999999)(0-0:96.7.19)"},
+			`at byte 42: failure log announces "99999999999999999999" entries, want at most 18 digits`, nil},
+		// Seconds past what a time.Duration holds wrapped to a negative
+		// duration_s (-6930898828 for this one).
+		{"failure longer than a Duration", []string{"1-0:99.97.0(1)(0-0:96.7.19)(230101000000W)(999999999999999999*s)"},
+			`want a duration in whole seconds, at most 9223372036, got "999999999999999999*s"`, nil},
+		{"failure at the Duration bound", []string{"1-0:99.97.0(1)(0-0:96.7.19)(230101000000W)(9223372036*s)"}, "", nil},
 		{"count with zero decimals", []string{"0-0:96.7.21(00004.000)", "0-0:96.3.10(1.0)"}, "", map[Field]string{PowerFailures: "4", BreakerState: "1"}},
 		{"negative gas", []string{"0-1:24.1.0(003)", "0-1:24.2.1(230101000000W)(-00001.000*m3)"}, "want a non-negative M-Bus total", nil},
 		{"huge gas", []string{"0-1:24.2.1(230101000000W)(999999999999*m3)"}, "want a non-negative M-Bus total", nil},
@@ -388,6 +398,11 @@ func TestHostileValues(t *testing.T) {
 		}
 		// Whatever was kept must format and encode without a panic.
 		tg.AppendJSON(nil)
+		for _, f := range tg.FailureLog {
+			if f.Duration < 0 {
+				t.Errorf("%s: failure of %s kept", tc.name, f.Duration)
+			}
+		}
 		for _, m := range tg.MBus {
 			if m.HasValue && m.Value.Int < 0 {
 				t.Errorf("%s: M-Bus value %s kept", tc.name, m.Value)
