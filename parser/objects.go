@@ -334,6 +334,29 @@ func (p *lineParser) decodeText(raw []byte, message bool) []byte {
 	return out
 }
 
+// ident decodes group i as an identifier (meter id, EAN) and checks that it
+// is printable ASCII, as every meter's is. Ids and units become InfluxDB
+// tags, where a control character or a byte that is not UTF-8 cannot stay
+// as sent: decode would print one id and the daemon write another, so such
+// a line is an error instead, naming the first byte that does not fit.
+func (p *lineParser) ident(i int) ([]byte, bool) {
+	id := p.decodeText(p.group(i), false)
+	if !p.printable(i, "an identifier", id) {
+		return nil, false
+	}
+	return id, true
+}
+
+// printable checks that text, read from group i, is printable ASCII, and
+// records a syntax error naming what it is when it is not.
+func (p *lineParser) printable(i int, what string, text []byte) bool {
+	if bad := firstUnprintable(text); bad >= 0 {
+		p.fail(p.g[i][0], "want %s in printable ASCII, got byte %#02x in %q", what, text[bad], p.group(i))
+		return false
+	}
+	return true
+}
+
 // demandMax: 1-0:1.6.0(ts)(value*kW), this month's highest quarter-hour.
 func (p *lineParser) demandMax(o OBIS) bool {
 	if p.ng != 2 {
@@ -514,13 +537,19 @@ func (p *lineParser) mbus(o OBIS) bool {
 		if !p.one() {
 			return false
 		}
-		id := p.decodeText(p.group(0), false)
+		id, ok := p.ident(0)
+		if !ok {
+			return false
+		}
 		p.mbusDev(ch).ID = id
 	case cde{96, 1, 2}:
 		if !p.one() {
 			return false
 		}
-		ean := p.decodeText(p.group(0), false)
+		ean, ok := p.ident(0)
+		if !ok {
+			return false
+		}
 		p.mbusDev(ch).EAN = ean
 	case cde{24, 2, 1}, cde{24, 2, 3}, cde{24, 2, 0}: // (capture time)(value*unit)
 		var ti, vi int
@@ -591,6 +620,9 @@ func (p *lineParser) mbusReading(ch uint8, ti, vi int) bool {
 	}
 	if d, ok = bounded(d, mbusLimit, true); !ok {
 		p.fail(p.g[vi][0], "want %s with at most %d digits after the point, got %q", mbusLimit.text, maxScale, p.group(vi))
+		return false
+	}
+	if !p.printable(vi, "a unit", unit) || vi == 6 && !p.printable(5, "a unit", p.group(5)) {
 		return false
 	}
 	m := p.mbusDev(ch)

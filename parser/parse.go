@@ -498,7 +498,9 @@ func (p *lineParser) dispatch(o OBIS) bool {
 		p.meterID(1, o)
 	case key(0, 0, 96, 1, 2):
 		if p.one() {
-			t.EAN = p.decodeText(p.group(0), false)
+			if ean, ok := p.ident(0); ok {
+				t.EAN = ean
+			}
 		}
 	case key(0, 0, 96, 13, 0):
 		if p.one() {
@@ -858,10 +860,15 @@ func (p *lineParser) meterID(prio int, o OBIS) {
 		p.keep(o, p.text[p.g[0][0]-1:])
 		return
 	}
+	id, ok := p.ident(0)
+	if !ok {
+		p.keep(o, p.text[p.g[0][0]-1:])
+		return
+	}
 	if p.idPrio > 0 {
 		p.keep(p.idCode, p.idRaw)
 	}
 	p.idPrio, p.idCode = prio, o
 	p.idRaw = p.text[p.g[0][0]-1:]
-	p.t.MeterID = p.decodeText(raw, false)
+	p.t.MeterID = id
 }

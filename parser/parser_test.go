@@ -370,6 +370,11 @@ func TestHostileValues(t *testing.T) {
 		{"failure longer than a Duration", []string{"1-0:99.97.0(1)(0-0:96.7.19)(230101000000W)(999999999999999999*s)"},
 			`want a duration in whole seconds, at most 9223372036, got "999999999999999999*s"`, nil},
 		{"failure at the Duration bound", []string{"1-0:99.97.0(1)(0-0:96.7.19)(230101000000W)(9223372036*s)"}, "", nil},
+		// Ids and units become tags; a byte InfluxDB cannot keep as sent is
+		// a line error, so that decode and the daemon hold the same id.
+		{"meter id with control bytes", []string{"0-0:96.1.1(A\x01\xffB)"}, `want an identifier in printable ASCII, got byte 0x01 in "A\x01\xffB"`, nil},
+		{"M-Bus id not UTF-8", []string{"0-1:96.1.0(\xc3\x28)"}, "want an identifier in printable ASCII, got byte 0xc3", nil},
+		{"M-Bus unit with a tab", []string{"0-1:24.2.1(230101000000W)(00001.000*m\t3)"}, "want a unit in printable ASCII, got byte 0x09", nil},
 		{"count with zero decimals", []string{"0-0:96.7.21(00004.000)", "0-0:96.3.10(1.0)"}, "", map[Field]string{PowerFailures: "4", BreakerState: "1"}},
 		{"negative gas", []string{"0-1:24.1.0(003)", "0-1:24.2.1(230101000000W)(-00001.000*m3)"}, "want a non-negative M-Bus total", nil},
 		{"huge gas", []string{"0-1:24.2.1(230101000000W)(999999999999*m3)"}, "want a non-negative M-Bus total", nil},
