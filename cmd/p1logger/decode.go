@@ -127,7 +127,9 @@ func (d *decoder) stream(name string, r io.Reader) {
 	}
 	if n == 0 {
 		d.failed++
-		fmt.Fprintf(d.errOut, "%s: no telegram found (%d bytes, none starting with \"/\")\n", name, sp.Skipped)
+		// "/" alone does not make a telegram: a frame without a CRC that
+		// does not have a telegram's shape was skipped too, so say both.
+		fmt.Fprintf(d.errOut, "%s: no telegram found (%d bytes skipped: no \"/\" that starts a frame with a CRC or with a telegram's header and OBIS lines)\n", name, sp.Skipped)
 	}
 }
 

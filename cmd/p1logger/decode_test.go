@@ -140,6 +140,18 @@ func TestDecodeUsageErrors(t *testing.T) {
 		{[]string{td + "does-not-exist.txt"}, 1, "no such file"},
 		{[]string{td + "bad/noise-only.txt"}, 1, "no telegram found (72 bytes"},
 	}
+	// A CRC-less frame with a malformed header ("IS5", no baud digit) is
+	// skipped as noise; stderr said "none starting with "/"" of a file
+	// that starts with one.
+	shapeless := filepath.Join(t.TempDir(), "shapeless.txt")
+	if err := os.WriteFile(shapeless, []byte("/IS5\\2ME382\r\n\r\n1-0:1.8.1(00185.000*kWh)\r\n!\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests = append(tests, struct {
+		args []string
+		code int
+		msg  string
+	}{[]string{shapeless}, 1, `no telegram found (44 bytes skipped: no "/" that starts a frame with a CRC or with a telegram's header and OBIS lines)`})
 	for _, tc := range tests {
 		_, errOut, code := decodeRun(t, nil, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
