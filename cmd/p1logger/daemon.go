@@ -8,10 +8,10 @@ import (
 	"net"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/rollup"
 )
 
@@ -27,6 +27,10 @@ const (
 	// gateways starting at once do not overflow accept queues.
 	dialConcurrency = 256
 )
+
+// maxAnswer bounds every answer read from InfluxDB, decompressed (README:
+// "Bounded answers").
+const maxAnswer = answerlimit.DefaultMax
 
 // daemon runs p1logger until ctx is cancelled, then shuts down in order:
 // readers and HTTP stop first; the batcher writes its last cycle and the
@@ -47,8 +51,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		Logger:       log.With("component", "writer"),
 	}, buf, sink)
 
-	client := influxdb2.NewClientWithOptions(cfg.InfluxURL, cfg.InfluxToken,
-		influxdb2.DefaultOptions().SetHTTPRequestTimeout(120))
+	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, 120*time.Second, maxAnswer)
 	defer client.Close()
 
 	gateways := make([]*ingest.Gateway, len(cfg.Gateways))

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/p1logger/p1logger/deploy/flux"
@@ -109,8 +108,7 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	client := influxdb2.NewClientWithOptions(cfg.InfluxURL, cfg.InfluxToken,
-		influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(opts.timeout/time.Second)+1))
+	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, opts.timeout+time.Second, maxAnswer)
 	defer client.Close()
 	q := client.QueryAPI(cfg.InfluxOrg)
 	where := fmt.Sprintf("InfluxDB at %s, bucket %s", cfg.InfluxURL, cfg.InfluxBucket)
