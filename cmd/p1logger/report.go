@@ -111,7 +111,7 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, opts.timeout+time.Second, maxAnswer)
 	defer client.Close()
 	q := client.QueryAPI(cfg.InfluxOrg)
-	where := fmt.Sprintf("InfluxDB at %s, bucket %s", cfg.InfluxURL, cfg.InfluxBucket)
+	where := fmt.Sprintf("InfluxDB at %s, bucket %s", redactURL(cfg.InfluxURL), cfg.InfluxBucket)
 
 	have, err := monthGateways(ctx, q, cfg.InfluxBucket, start, stop)
 	if err != nil {
@@ -276,7 +276,7 @@ func reportConfig(environ []string) (*config, error) {
 	env := make([]string, 0, len(environ)+2)
 	for _, kv := range environ {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "P1_GATEWAYS", "P1_GATEWAYS_FILE", "P1_HTTP_ADDR", "P1_SPOOL_DIR",
+		case "P1_GATEWAYS", "P1_GATEWAYS_FILE", "P1_HTTP_ADDR", "P1_HTTP_TOKEN", "P1_HTTP_TOKEN_FILE", "P1_SPOOL_DIR",
 			"P1_CYCLE", "P1_ROLLUP_INTERVAL", "P1_IDLE_TIMEOUT", "P1_LOG_LEVEL", "P1_LOG_FORMAT":
 			continue
 		}
