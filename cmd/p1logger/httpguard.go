@@ -100,13 +100,6 @@ func newConnLimiter(max int) *connLimiter {
 	return &connLimiter{max: max, conns: make(map[net.Conn]*connInfo, max)}
 }
 
-// open is the number of connections handed out and not closed yet.
-func (l *connLimiter) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
 // listen wraps ln.
 func (l *connLimiter) listen(ln net.Listener) net.Listener { return &limitedListener{ln, l} }
 
