@@ -12,6 +12,7 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	"github.com/influxdata/influxdb-client-go/v2/domain"
 
+	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/internal/lineproto"
 	"github.com/p1logger/p1logger/parser"
 )
@@ -434,7 +435,7 @@ func (w *Worker) recoverAll(ctx context.Context, budget time.Duration) {
 			batch := gws[:min(len(gws), w.batch)]
 			gws = gws[len(batch):]
 			err := w.recoverBatch(ctx, tp, batch, down)
-			if err != nil && down == nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err != nil && down == nil && !tooMuch(err) {
 				down = err
 			}
 		}
@@ -447,11 +448,21 @@ func (w *Worker) recoveryBudget() time.Duration {
 	return max(w.cfg.Interval/2, 30*time.Second)
 }
 
+// tooMuch reports whether err says that a batch asked too much of
+// InfluxDB: it ran out of time, or its answer was longer than
+// answerlimit.DefaultMax (a QueryRaw answer is held whole, so p1logger's
+// InfluxDB client refuses longer ones). A smaller batch can succeed where
+// that one failed, so neither halts the other batches as an InfluxDB that
+// is down does.
+func tooMuch(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, answerlimit.ErrTooLarge)
+}
+
 // resize adapts the batch size to how long a batch of n gateways took, and
-// whether it ran out of time.
-func (w *Worker) resize(n int, took time.Duration, timedOut bool) {
+// whether it asked too much (tooMuch).
+func (w *Worker) resize(n int, took time.Duration, tooMuch bool) {
 	switch {
-	case timedOut || took > batchSlow:
+	case tooMuch || took > batchSlow:
 		w.batch = max(min(w.batch, n)/2, 1)
 	case took < batchFast && n >= w.batch:
 		w.batch = min(w.batch*2, maxBatch)
@@ -471,7 +482,7 @@ func (w *Worker) recoverBatch(ctx context.Context, tp *tracked, gws []string, sk
 		if err != nil && ctx.Err() != nil {
 			return err // shutting down: not an InfluxDB problem
 		}
-		w.resize(len(gws), time.Since(t0), errors.Is(err, context.DeadlineExceeded))
+		w.resize(len(gws), time.Since(t0), tooMuch(err))
 	}
 	if err != nil {
 		// A period that began while the worker was watching can go on

@@ -12,6 +12,7 @@ import (
 
 	"github.com/influxdata/influxdb-client-go/v2/domain"
 
+	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -567,5 +568,54 @@ func TestRecoveryDown(t *testing.T) {
 	w.tick(context.Background(), true)
 	if len(q.queries) < 5 {
 		t.Errorf("%d queries in all after InfluxDB came back, want the recovery's", len(q.queries))
+	}
+}
+
+// bigAnswerQuerier fails every series query that names more than max
+// gateways as p1logger's InfluxDB client fails an answer past its limit.
+type bigAnswerQuerier struct {
+	slowQuerier
+	max int
+}
+
+func (q *bigAnswerQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
+	q.mu.Lock()
+	n := len(q.sizes)
+	q.mu.Unlock()
+	text, err := q.slowQuerier.QueryRaw(ctx, query, d)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.sizes) > n && q.sizes[n] > q.max {
+		return "", fmt.Errorf("recover: %w", &answerlimit.TooLargeError{Limit: answerlimit.DefaultMax})
+	}
+	return text, err
+}
+
+// TestRecoveryAnswerTooLarge: an answer longer than the client's limit
+// halves the batch, as a timeout does, and does not stop the other batches
+// as an InfluxDB that is down does: smaller batches get answers that fit.
+func TestRecoveryAnswerTooLarge(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	q := &bigAnswerQuerier{max: 25}
+	w, err := New(Config{Location: loc, Bucket: "p1/autogen", Gateways: gatewayNames(100),
+		Now: func() time.Time { return utc("2026-05-10T12:00:00Z") }}, &recorder{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tick(context.Background(), true)
+	// 10 and 20 fit; 40 is refused, and the next batch is sent, halved.
+	want := []int{10, 20, 40, 20}
+	if got := q.sizes[:min(len(q.sizes), len(want))]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("first series queries named %v gateways, want %v", got, want)
+	}
+	for i := 0; i < 3; i++ {
+		w.tick(context.Background(), true)
+	}
+	for _, tp := range w.tracked {
+		for gw, gp := range tp.gws {
+			if !gp.recovered {
+				t.Errorf("%s: %s not recovered after 4 rollups", tp.period, gw)
+			}
+		}
 	}
 }

@@ -35,9 +35,11 @@ type rawConfig struct {
 	// P1_HTTP_ADDR has no envDefault: the library would also apply it to an
 	// empty value, and empty means "disabled". loadConfig applies ":9188"
 	// only when the variable is not set at all.
-	HTTPAddr  string `env:"P1_HTTP_ADDR"`
-	LogLevel  string `env:"P1_LOG_LEVEL" envDefault:"info"`
-	LogFormat string `env:"P1_LOG_FORMAT" envDefault:"text"`
+	HTTPAddr      string `env:"P1_HTTP_ADDR"`
+	HTTPToken     string `env:"P1_HTTP_TOKEN"`
+	HTTPTokenFile string `env:"P1_HTTP_TOKEN_FILE"`
+	LogLevel      string `env:"P1_LOG_LEVEL" envDefault:"info"`
+	LogFormat     string `env:"P1_LOG_FORMAT" envDefault:"text"`
 }
 
 // gatewaySpec is one configured gateway.
@@ -60,6 +62,7 @@ type config struct {
 	SpoolDir       string
 	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (the spool's default)
 	HTTPAddr       string // empty: no HTTP server
+	HTTPToken      string // empty: HTTP open to anyone who reaches it
 	LogLevel       slog.Level
 	LogJSON        bool
 }
@@ -113,24 +116,15 @@ func loadConfig(environ []string) (*config, error) {
 
 	u, err := url.Parse(raw.InfluxURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("P1_INFLUX_URL: %q is not an http(s) URL; want e.g. http://localhost:8086", raw.InfluxURL)
+		return nil, fmt.Errorf("P1_INFLUX_URL: %q is not an http(s) URL; want e.g. http://localhost:8086", redactURL(raw.InfluxURL))
 	}
 	cfg.InfluxURL = raw.InfluxURL
 
-	switch {
-	case raw.InfluxToken != "" && raw.InfluxTokenFile != "":
-		return nil, errors.New("P1_INFLUX_TOKEN_FILE: set together with P1_INFLUX_TOKEN; want only one of them")
-	case raw.InfluxTokenFile != "":
-		b, err := os.ReadFile(raw.InfluxTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("P1_INFLUX_TOKEN_FILE: %q cannot be read (%v); want a readable file holding the token", raw.InfluxTokenFile, unwrapPath(err))
-		}
-		cfg.InfluxToken = strings.TrimSpace(string(b))
-		if cfg.InfluxToken == "" {
-			return nil, fmt.Errorf("P1_INFLUX_TOKEN_FILE: %q is empty; want a file holding the token", raw.InfluxTokenFile)
-		}
-	default:
-		cfg.InfluxToken = raw.InfluxToken
+	if cfg.InfluxToken, err = secret("P1_INFLUX_TOKEN", raw.InfluxToken, raw.InfluxTokenFile); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPToken, err = secret("P1_HTTP_TOKEN", raw.HTTPToken, raw.HTTPTokenFile); err != nil {
+		return nil, err
 	}
 
 	cfg.InfluxBucket = raw.InfluxBucket
@@ -287,6 +281,59 @@ func parseGateway(s string) (gatewaySpec, error) {
 		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)
 	}
 	return gatewaySpec{Name: name, Addr: net.JoinHostPort(host, port)}, nil
+}
+
+// secret returns the token of the variable name, given as its value val or
+// as the contents of the file named by name_FILE (Docker secrets), of which
+// one trailing newline is dropped: editors and echo add one. Both set, an
+// empty or unreadable file, and a token with a control character (which no
+// server accepts in a header: the token would fail every request) are
+// errors, one line naming the variable, never quoting the token.
+func secret(name, val, file string) (string, error) {
+	fileVar := name + "_FILE"
+	if val != "" && file != "" {
+		return "", fmt.Errorf("%s: set together with %s; want only one of them", fileVar, name)
+	}
+	where := name
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %q cannot be read (%v); want a readable file holding the token", fileVar, file, unwrapPath(err))
+		}
+		val = string(b)
+		if v, ok := strings.CutSuffix(val, "\n"); ok {
+			val = strings.TrimSuffix(v, "\r")
+		}
+		if val == "" {
+			return "", fmt.Errorf("%s: %q is empty; want a file holding the token", fileVar, file)
+		}
+		where = fmt.Sprintf("%s: %q", fileVar, file)
+	}
+	for i := 0; i < len(val); i++ {
+		if c := val[i]; c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%s: the token has a control character (0x%02x at byte %d); want the token alone, on one line", where, c, i+1)
+		}
+	}
+	return val, nil
+}
+
+// redactURL returns u with the password of its user information, if any,
+// replaced by "xxxxx", for logs and messages. In what is not a URL with a
+// host, everything before the last "@" (but a scheme) could be a password,
+// and goes.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Redacted()
+	}
+	at := strings.LastIndexByte(u, '@')
+	if at < 0 {
+		return u
+	}
+	scheme := ""
+	if i := strings.Index(u[:at], "://"); i >= 0 {
+		scheme = u[:i+3]
+	}
+	return scheme + "xxxxx@" + u[at+1:]
 }
 
 // minSpoolMaxBytes is the smallest P1_SPOOL_MAX_BYTES: a spool that holds

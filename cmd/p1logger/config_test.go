@@ -190,3 +190,77 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigTokens: tokens from the variable or its _FILE (one trailing
+// newline dropped), and the errors, none of which shows the token.
+func TestConfigTokens(t *testing.T) {
+	const secretText = "s3cret"
+	gw := "P1_GATEWAYS=home=127.0.0.1:8088"
+	lf := writeFile(t, "lf", secretText+"\n")
+	crlf := writeFile(t, "crlf", secretText+"\r\n")
+	bare := writeFile(t, "bare", secretText)
+	twoLines := writeFile(t, "two", secretText+"\n\n")
+	inner := writeFile(t, "inner", "s3c\nret\n")
+	emptyFile := writeFile(t, "empty", "")
+	for _, tt := range []struct {
+		env             []string
+		influx, httpTok string
+	}{
+		{[]string{gw}, "", ""},
+		{[]string{gw, "P1_INFLUX_TOKEN=" + secretText, "P1_HTTP_TOKEN=" + secretText}, secretText, secretText},
+		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + lf, "P1_HTTP_TOKEN_FILE=" + crlf}, secretText, secretText},
+		{[]string{gw, "P1_HTTP_TOKEN_FILE=" + bare}, "", secretText},
+		{[]string{gw, "P1_INFLUX_TOKEN=user:pass word"}, "user:pass word", ""},
+	} {
+		cfg, err := loadConfig(tt.env)
+		if err != nil {
+			t.Errorf("%v: %v", tt.env, err)
+			continue
+		}
+		if cfg.InfluxToken != tt.influx || cfg.HTTPToken != tt.httpTok {
+			t.Errorf("%v: tokens %q %q, want %q %q", tt.env, cfg.InfluxToken, cfg.HTTPToken, tt.influx, tt.httpTok)
+		}
+	}
+	for _, tt := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{gw, "P1_HTTP_TOKEN=a", "P1_HTTP_TOKEN_FILE=" + lf}, `P1_HTTP_TOKEN_FILE: set together with P1_HTTP_TOKEN; want only one of them`},
+		{[]string{gw, "P1_HTTP_TOKEN_FILE=" + emptyFile}, `P1_HTTP_TOKEN_FILE: "` + emptyFile + `" is empty; want a file holding the token`},
+		{[]string{gw, "P1_INFLUX_TOKEN=" + secretText + "\n"}, `P1_INFLUX_TOKEN: the token has a control character (0x0a at byte 7); want the token alone, on one line`},
+		{[]string{gw, "P1_INFLUX_TOKEN=s3c\x00ret"}, `P1_INFLUX_TOKEN: the token has a control character (0x00 at byte 4); want the token alone, on one line`},
+		{[]string{gw, "P1_HTTP_TOKEN=\ts3cret"}, `P1_HTTP_TOKEN: the token has a control character (0x09 at byte 1); want the token alone, on one line`},
+		{[]string{gw, "P1_HTTP_TOKEN=s3cret\x7f"}, `P1_HTTP_TOKEN: the token has a control character (0x7f at byte 7); want the token alone, on one line`},
+		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + twoLines}, `P1_INFLUX_TOKEN_FILE: "` + twoLines + `": the token has a control character (0x0a at byte 7); want the token alone, on one line`},
+		{[]string{gw, "P1_HTTP_TOKEN_FILE=" + inner}, `P1_HTTP_TOKEN_FILE: "` + inner + `": the token has a control character (0x0a at byte 4); want the token alone, on one line`},
+		{[]string{gw, "P1_INFLUX_URL=http//admin:" + secretText + "@influx:8086"}, `P1_INFLUX_URL: "xxxxx@influx:8086" is not an http(s) URL; want e.g. http://localhost:8086`},
+		{[]string{gw, "P1_INFLUX_URL=ftp://admin:" + secretText + "@influx:8086/x"}, `P1_INFLUX_URL: "ftp://admin:xxxxx@influx:8086/x" is not an http(s) URL; want e.g. http://localhost:8086`},
+	} {
+		_, err := loadConfig(tt.env)
+		if err == nil {
+			t.Errorf("%q: no error, want %s", tt.env, tt.want)
+			continue
+		}
+		if got := err.Error(); got != tt.want {
+			t.Errorf("%q:\ngot  %s\nwant %s", tt.env, got, tt.want)
+		}
+		if strings.Contains(err.Error(), "s3c") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: the error shows the token or spans lines: %q", tt.env, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"http://localhost:8086", "http://localhost:8086"},
+		{"http://admin:pw@influx:8086/", "http://admin:xxxxx@influx:8086/"},
+		{"https://admin@influx:8086", "https://admin@influx:8086"},
+		{"http://a:p@w@influx:8086/x?y=1", "http://a:xxxxx@influx:8086/x?y=1"},
+		{"http://admin:p w%zz@influx:8086/x", "http://xxxxx@influx:8086/x"}, // does not parse
+		{"admin:pw@influx:8086", "xxxxx@influx:8086"},
+	} {
+		if got := redactURL(tt.in); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

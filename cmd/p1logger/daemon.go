@@ -8,10 +8,10 @@ import (
 	"net"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/rollup"
 )
 
@@ -27,6 +27,10 @@ const (
 	// gateways starting at once do not overflow accept queues.
 	dialConcurrency = 256
 )
+
+// maxAnswer bounds every answer read from InfluxDB, decompressed (README:
+// "Bounded answers").
+const maxAnswer = answerlimit.DefaultMax
 
 // daemon runs p1logger until ctx is cancelled, then shuts down in order:
 // readers and HTTP stop first; the batcher writes its last cycle and the
@@ -47,8 +51,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		Logger:       log.With("component", "writer"),
 	}, buf, sink)
 
-	client := influxdb2.NewClientWithOptions(cfg.InfluxURL, cfg.InfluxToken,
-		influxdb2.DefaultOptions().SetHTTPRequestTimeout(120))
+	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, 120*time.Second, maxAnswer)
 	defer client.Close()
 
 	gateways := make([]*ingest.Gateway, len(cfg.Gateways))
@@ -79,13 +82,17 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("P1_HTTP_ADDR: %w", err)
 		}
-		log.Info("http listening", "addr", ln.Addr().String())
+		log.Info("http listening", "addr", ln.Addr().String(), "token_required", cfg.HTTPToken != "")
+		if cfg.HTTPToken == "" && allInterfaces(cfg.HTTPAddr) {
+			log.Warn("the status page listens on all interfaces without P1_HTTP_TOKEN: anyone who reaches the port sees meter ids, live power per phase and gateway addresses; set P1_HTTP_TOKEN, or P1_HTTP_ADDR=127.0.0.1:9188 behind a reverse proxy",
+				"addr", cfg.HTTPAddr)
+		}
 		if onListen != nil {
 			onListen(ln.Addr().String())
 		}
 	}
 	log.Info("p1logger started", "gateways", len(gateways), "cycle", cfg.Cycle,
-		"influx_url", cfg.InfluxURL, "bucket", cfg.InfluxBucket, "timezone", cfg.Location.String())
+		"influx_url", redactURL(cfg.InfluxURL), "bucket", cfg.InfluxBucket, "timezone", cfg.Location.String())
 
 	// A failing component stops everything through cause.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -111,7 +118,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	}
 	if ln != nil {
 		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker}
-		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, st.handler(), log)) })
+		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 
 	// Stage 2: batcher and rollup, stopped once the readers are, so that
@@ -178,4 +185,15 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func()) {
 			log.Error("spool: close", "reason", err)
 		}
 	}
+}
+
+// allInterfaces reports whether the listen address addr (host:port) takes
+// connections on every interface: no host, or an unspecified address.
+func allInterfaces(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }

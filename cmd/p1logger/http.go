@@ -41,15 +41,22 @@ func (s *status) handler() http.Handler {
 
 // serveHTTP serves h on ln until ctx is cancelled, then shuts down within
 // a few seconds. It returns nil after a shutdown and the error of a server
-// that failed.
+// that failed. Requests and connections are bounded (httpguard.go): the
+// port may be reachable by anyone.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	limit := newConnLimiter(maxHTTPConns)
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ConnState:         limit.track,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(limit.listen(ln)) }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("http: %w", err)

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/p1logger/p1logger/deploy/flux"
@@ -109,11 +108,10 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	client := influxdb2.NewClientWithOptions(cfg.InfluxURL, cfg.InfluxToken,
-		influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(opts.timeout/time.Second)+1))
+	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, opts.timeout+time.Second, maxAnswer)
 	defer client.Close()
 	q := client.QueryAPI(cfg.InfluxOrg)
-	where := fmt.Sprintf("InfluxDB at %s, bucket %s", cfg.InfluxURL, cfg.InfluxBucket)
+	where := fmt.Sprintf("InfluxDB at %s, bucket %s", redactURL(cfg.InfluxURL), cfg.InfluxBucket)
 
 	have, err := monthGateways(ctx, q, cfg.InfluxBucket, start, stop)
 	if err != nil {
@@ -278,7 +276,7 @@ func reportConfig(environ []string) (*config, error) {
 	env := make([]string, 0, len(environ)+2)
 	for _, kv := range environ {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "P1_GATEWAYS", "P1_GATEWAYS_FILE", "P1_HTTP_ADDR", "P1_SPOOL_DIR",
+		case "P1_GATEWAYS", "P1_GATEWAYS_FILE", "P1_HTTP_ADDR", "P1_HTTP_TOKEN", "P1_HTTP_TOKEN_FILE", "P1_SPOOL_DIR",
 			"P1_CYCLE", "P1_ROLLUP_INTERVAL", "P1_IDLE_TIMEOUT", "P1_LOG_LEVEL", "P1_LOG_FORMAT":
 			continue
 		}

@@ -2,7 +2,6 @@ package fluxcheck
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -210,24 +209,85 @@ func TestMonthlyBill(t *testing.T) {
 		})
 	}
 
-	t.Run("UTC month start", func(t *testing.T) {
+	// A month without the gateway's p1_energy month point is a bill of
+	// zero that says why, not an error (tableFind's "no table found" was).
+	janStart, janStop := month(2019, time.January)
+	for _, c := range []struct {
+		name        string
+		gateway     string
+		start, stop time.Time
+	}{
 		// A caller that passes UTC midnights instead of the local month
-		// start would bill the wrong month's point; the query must fail.
-		params := prices(bucket, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-		q, err := flux.Query("monthly-bill.flux", params)
-		if err != nil {
-			t.Fatal(err)
+		// start would bill the wrong month's point.
+		{"UTC month start", "home", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{"month before any data", "home", janStart, janStop},
+		{"misspelt gateway", "hmoe", febStart, febStop},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			params := prices(bucket, c.start, c.stop)
+			params["gateway"] = c.gateway
+			q, err := flux.Query("monthly-bill.flux", params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := run(t, srv, q)
+			reason := `no data: no p1_energy month point for gateway "` + c.gateway + `" at ` + c.start.UTC().Format("2006-01-02T15:04:05.000000000Z") +
+				" (a month before p1logger ran, a misspelt gateway, or a start that is not the local start of the month)"
+			want := []struct {
+				line int64
+				item string
+				unit string
+				qty  float64
+			}{{0, reason, "month", 0}, {8, "total", "month", 1}}
+			if len(rows) != len(want) {
+				t.Fatalf("got %d lines, want %d: %v", len(rows), len(want), rows)
+			}
+			for i, w := range want {
+				r := rows[i]
+				if r["line"] != w.line || r["item"] != w.item || r["unit"] != w.unit || r["gateway"] != c.gateway ||
+					!near(r["quantity"], w.qty) || !near(r["price"], 0) || !near(r["amount"], 0) {
+					t.Errorf("line %d:\n got %v\nwant %+v, price and amount 0", i, r, w)
+				}
+			}
+		})
+	}
+}
+
+// TestQueriesWithoutData runs every query of deploy/flux for a month and a
+// gateway without data: each answers (empty where there is nothing to
+// show), none fails.
+func TestQueriesWithoutData(t *testing.T) {
+	srv, bucket := seeded(t, billingNow)
+	janStart, janStop := month(2019, time.January)
+	febStart, febStop := month(2026, time.February)
+	for _, name := range []string{"daily-energy.flux", "monthly-peaks.flux", "monthly-bill.flux"} {
+		for _, c := range []struct {
+			gateway     string
+			start, stop time.Time
+		}{{"home", janStart, janStop}, {"hmoe", febStart, febStop}} {
+			params := map[string]any{"bucket": bucket, "gateway": c.gateway, "start": c.start, "stop": c.stop}
+			switch name {
+			case "monthly-peaks.flux":
+				params["capacity_min_kw"] = 2.5
+			case "monthly-bill.flux":
+				params = prices(bucket, c.start, c.stop)
+				params["gateway"] = c.gateway
+			}
+			q, err := flux.Query(name, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			rows, err := srv.Flux(ctx, q)
+			cancel()
+			if err != nil {
+				t.Errorf("%s, gateway %s, %s: %v", name, c.gateway, c.start.Format("2006-01"), err)
+			}
+			if name != "monthly-bill.flux" && len(rows) != 0 {
+				t.Errorf("%s, gateway %s, %s: %d rows, want none: %v", name, c.gateway, c.start.Format("2006-01"), len(rows), rows)
+			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rows, err := srv.Flux(ctx, q)
-		if err == nil {
-			t.Fatalf("got %d rows and no error, want an error: %v", len(rows), rows)
-		}
-		if !strings.Contains(err.Error(), "no table found") {
-			t.Errorf("got error %v, want tableFind's %q", err, "no table found")
-		}
-	})
+	}
 }
 
 func TestDailyEnergy(t *testing.T) {
