@@ -43,7 +43,7 @@ type BufferStats struct {
 	Batches       int64     // appends (or pieces of large ones) waiting
 	Points        int64     // lines waiting
 	Oldest        time.Time // when the oldest waiting batch was appended; zero when empty
-	DroppedPoints int64     // points dropped because the buffer was full, since start
+	DroppedPoints int64     // points dropped because the buffer was full (or, in a Spool, damaged), since start
 
 	// The rest is for a durable Spool only.
 	Durable        bool  // what is buffered survives a restart
@@ -52,6 +52,8 @@ type BufferStats struct {
 	DiskErrors     int64 // failed writes, fsyncs and removals in the spool directory
 	MemoryFallback bool  // the disk failed: new batches are held in memory
 	MemoryBytes    int64 // bytes held in memory because the disk failed
+	CorruptRecords int64 // records lost to damage in the segment files, since start
+	CorruptPoints  int64 // points in those records (also in DroppedPoints)
 }
 
 // MemBuffer is a Buffer in memory, bounded in bytes. When full, it drops the

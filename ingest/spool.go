@@ -134,10 +134,17 @@ type spoolFile interface {
 // # Recovery
 //
 // OpenSpool reads every segment and checks every record's length, CRC and
-// sequence. A record cut short or corrupted by a crash while it was being
-// written is truncated away together with anything after it in that segment,
-// with a log line saying how many bytes; the records before it are kept. An
-// unreadable cursor makes the spool deliver everything it holds again. A
+// sequence. After a damaged record (a crash while writing it, bit rot, a
+// file cut short or edited) it resynchronises on the next intact record:
+// the segment is rewritten without the damaged bytes (to a temporary file,
+// fsynced, renamed over it), so only what was damaged is lost. Each loss is
+// logged with the file and byte range and counted (Stats().CorruptRecords
+// and CorruptPoints, also in DroppedPoints): exactly from the sequence
+// numbers and the damaged record's own header where it survived, estimated
+// from the lines per record otherwise; records below the cursor were
+// delivered and are not counted. The same repair runs when a record cannot
+// be read back while running. An unreadable cursor makes the spool deliver
+// everything it holds again. A
 // corrupt spool never stops p1logger.
 //
 // # Limits and failures
@@ -185,9 +192,11 @@ type Spool struct {
 	errLog    rateLimit
 	failLog   rateLimit
 
-	notify     chan struct{}
-	dropped    atomic.Int64 // points dropped because the spool was full
-	diskErrors atomic.Int64
+	notify         chan struct{}
+	dropped        atomic.Int64 // points dropped: the spool was full, or damaged
+	corruptRecords atomic.Int64 // records lost to damage (scanSegment)
+	corruptPoints  atomic.Int64 // points in those records
+	diskErrors     atomic.Int64
 }
 
 // segment is one segment file.
@@ -199,6 +208,11 @@ type segment struct {
 	next  uint64 // one past the sequence of the last record
 	all   totals // every record in the file
 	dirty bool   // written since the last fsync
+	// accounted is, after recovery, one past the last sequence number the
+	// file held or was counted as lost in; a gap from there to the next
+	// segment's first record is records lost with the end of this one.
+	accounted uint64
+	cutShort  bool // recovery found its end damaged
 }
 
 // totals counts records.
@@ -344,6 +358,23 @@ func (s *Spool) recover() error {
 		if seg == nil {
 			continue
 		}
+		if n := len(s.segs); n > 0 && seg.all.records > 0 {
+			// A segment cut short (truncated, or its end damaged) loses
+			// records the next segment's sequence numbers reveal. Only
+			// then: other gaps are points already counted as dropped
+			// (the memory fallback's, when the disk was unusable).
+			prev := s.segs[n-1]
+			if from := max(prev.accounted, s.ackSeq); prev.cutShort && seg.first > from {
+				lost := int64(seg.first - from)
+				var sc segScan
+				sc.all = prev.all
+				points := sc.estimatePoints(lost, nil)
+				s.log.Error("spool: records missing at the end of a segment (cut short); lost",
+					"file", s.segPath(prev.num), "offset", prev.size, "records_lost", lost, "points_lost", points,
+					"points_estimated_from", "lines per record of the segment")
+				s.countCorrupt(lost, points)
+			}
+		}
 		if seg.all.records > 0 {
 			minSeq = seg.next
 		}
@@ -397,17 +428,31 @@ func (s *Spool) openSegment(num, minSeq uint64, last bool) (*segment, error) {
 		return nil, nil
 	}
 	seg := &segment{num: num}
-	end, why := scanRecords(data, minSeq, &seg.all, &seg.first, &seg.next)
-	if end < int64(len(data)) {
-		msg := "spool: damaged record in the middle of the spool; the rest of its segment is lost"
+	sc := scanSegment(data, minSeq, s.ackSeq)
+	seg.all, seg.first, seg.next, seg.accounted = sc.all, sc.first, sc.next, sc.accounted
+	end := sc.end
+	if n := len(sc.damage); n > 0 && sc.damage[n-1].to == int64(len(data)) {
+		seg.cutShort = true
+	}
+	for _, d := range sc.damage {
+		msg := "spool: damaged record in the middle of the spool; skipped, the intact records after it are kept"
 		level := slog.LevelError
-		if last {
-			msg = "spool: torn record at the end of the spool (the process stopped while writing it); truncated"
-			level = slog.LevelWarn
+		if d.to == int64(len(data)) {
+			if last {
+				msg = "spool: torn record at the end of the spool (the process stopped while writing it); truncated"
+				level = slog.LevelWarn
+			} else {
+				msg = "spool: damaged record in the middle of the spool; the end of its segment is lost"
+			}
 		}
-		s.log.Log(context.Background(), level, msg, "file", path, "offset", end, "bytes_removed", int64(len(data))-end, "reason", why)
-		if err := os.Truncate(path, end); err != nil {
-			s.log.Error("spool: cannot truncate", "file", path, "reason", err)
+		s.log.Log(context.Background(), level, msg, "file", path, "offset", d.from, "bytes_removed", d.to-d.from,
+			"records_lost", d.records, "points_lost", d.points, "reason", d.why)
+		s.countCorrupt(d.records, d.points)
+	}
+	if len(sc.damage) > 0 {
+		var err error
+		if end, err = rewriteSegment(path, data, sc); err != nil {
+			return nil, fmt.Errorf("spool: repair %s: %w", path, err)
 		}
 	}
 	seg.size = end
@@ -421,35 +466,181 @@ func (s *Spool) openSegment(num, minSeq uint64, last bool) (*segment, error) {
 	return seg, nil
 }
 
-// scanRecords checks the records of a segment's data and adds them to all,
-// setting first and next. It returns where the valid records end and, if
-// that is before the end of data, why.
-func scanRecords(data []byte, minSeq uint64, all *totals, first, next *uint64) (int64, string) {
+// segScan is what scanSegment found in a segment file.
+type segScan struct {
+	all         totals
+	first, next uint64     // sequence of the first record, one past the last
+	end         int64      // size of the segment once the damage is cut out
+	keep        [][2]int64 // byte ranges of the intact records, in order
+	accounted   uint64     // one past the last sequence kept or counted as lost
+	damage      []damage
+}
+
+// damage is a byte range of a segment that holds no intact record.
+type damage struct {
+	from, to        int64
+	records, points int64 // lost; see scanSegment for how they are counted
+	why             string
+}
+
+// resyncWindow bounds how far ahead of the expected sequence number a
+// record found while resynchronising may be. A real record after damage is
+// at most a segment's worth of records ahead (a few thousand); random bytes
+// pass this, the zero padding and the checksum together about once in 2^70.
+const resyncWindow = 1 << 24
+
+// scanSegment checks the records of a segment's data (the whole file,
+// header included). Records must have a sequence of at least minSeq, each
+// one above the one before.
+//
+// After a damaged record (a checksum mismatch, a length past the end, a
+// sequence that goes back) it resynchronises: it looks, byte by byte, for
+// the next offset where an intact record starts, and goes on from there, so
+// one flipped byte costs one record and not the rest of the segment. A
+// record header is 32 bytes with 4 bytes of zeros, a sequence number close
+// above the last good one and a CRC-32C over header and payload: finding one
+// by chance in damaged bytes does not happen in practice (resyncWindow).
+//
+// What a damaged range held is counted, exactly where it can be: the lost
+// records are the gap in sequence numbers to the next intact record (or 1
+// when a plausible header starts the range and nothing follows); the lost
+// points are the line count of the range's own header when it is one
+// record with a readable header, and otherwise an estimate: the records
+// times the lines per intact record, or the line ends left in the range
+// where those are more.
+func scanSegment(data []byte, minSeq, ackSeq uint64) segScan {
+	var sc segScan
+	size := int64(len(data))
 	off := segHeaderLen
-	for off < int64(len(data)) {
-		rest := data[off:]
-		if len(rest) < recHeaderLen {
-			return off, "record header cut short"
+	sc.end = segHeaderLen
+	for off < size {
+		h, why := recordAt(data, off, minSeq)
+		if why == "" {
+			if sc.all.records == 0 {
+				sc.first = h.seq
+			}
+			sc.all.add(h.lines, h.n)
+			sc.keep = append(sc.keep, [2]int64{off, off + recHeaderLen + h.n})
+			sc.end += recHeaderLen + h.n
+			minSeq = h.seq + 1
+			sc.next = minSeq
+			off += recHeaderLen + h.n
+			continue
 		}
-		h := decodeHeader(rest)
-		if h.n > int64(len(rest)-recHeaderLen) {
-			return off, "record cut short"
+		next := size
+		var nh recHeader
+		for p := off + 1; p+recHeaderLen <= size; p++ {
+			if c, w := recordAt(data, p, minSeq); w == "" && c.seq-minSeq < resyncWindow {
+				next, nh = p, c
+				break
+			}
 		}
-		if crc32.Checksum(rest[8:recHeaderLen+h.n], castagnoli) != h.crc {
-			return off, "checksum mismatch"
+		d := damage{from: off, to: next, why: why}
+		own := decodeHeaderIfWhole(data, off)
+		ownOK := own.seq == minSeq && own.lines <= own.n
+		lostTo := minSeq // one past the last lost sequence number
+		switch {
+		case next < size:
+			lostTo = nh.seq
+		case ownOK && own.n > 0:
+			lostTo = minSeq + 1
 		}
-		if h.seq < minSeq {
-			return off, "sequence number goes back"
+		d.records = int64(lostTo - minSeq)
+		switch {
+		case d.records == 0:
+		case ownOK && d.records == 1:
+			d.points = own.lines
+		default:
+			d.points = -1 // estimated below, from the intact records
 		}
-		if all.records == 0 {
-			*first = h.seq
+		if lostTo <= ackSeq {
+			d.records, d.points = 0, 0 // delivered before the damage: nothing lost
 		}
-		all.add(h.lines, h.n)
-		minSeq = h.seq + 1
-		*next = minSeq
-		off += recHeaderLen + h.n
+		minSeq = max(minSeq, lostTo)
+		sc.damage = append(sc.damage, d)
+		off = next
 	}
-	return off, ""
+	sc.accounted = minSeq
+	for i := range sc.damage {
+		if d := &sc.damage[i]; d.points < 0 {
+			d.points = sc.estimatePoints(d.records, data[d.from:d.to])
+		}
+	}
+	return sc
+}
+
+// estimatePoints is the number of points in n lost records whose bytes (what
+// is left of them) are b: n times the lines per intact record of the
+// segment, or the line ends in b where those are more.
+func (sc *segScan) estimatePoints(n int64, b []byte) int64 {
+	est := int64(0)
+	if sc.all.records > 0 {
+		est = (n*sc.all.lines + sc.all.records/2) / sc.all.records
+	}
+	return max(est, int64(bytes.Count(b, []byte{'\n'})))
+}
+
+// recordAt checks the record at off of data: it returns its header, or why
+// it is not an intact record with a sequence of at least minSeq.
+func recordAt(data []byte, off int64, minSeq uint64) (recHeader, string) {
+	rest := data[off:]
+	if len(rest) < recHeaderLen {
+		return recHeader{}, "record header cut short"
+	}
+	h := decodeHeader(rest)
+	if h.n > int64(len(rest)-recHeaderLen) {
+		return h, "record cut short"
+	}
+	if binary.LittleEndian.Uint32(rest[28:]) != 0 || h.lines > h.n {
+		return h, "record header damaged"
+	}
+	if crc32.Checksum(rest[8:recHeaderLen+h.n], castagnoli) != h.crc {
+		return h, "checksum mismatch"
+	}
+	if h.seq < minSeq {
+		return h, "sequence number goes back"
+	}
+	return h, ""
+}
+
+// decodeHeaderIfWhole decodes the header at off, or returns a zero header
+// when fewer than its 32 bytes are left.
+func decodeHeaderIfWhole(data []byte, off int64) recHeader {
+	if int64(len(data))-off < recHeaderLen {
+		return recHeader{}
+	}
+	return decodeHeader(data[off:])
+}
+
+// rewriteSegment replaces the segment file at path by one that holds only
+// the intact records of sc, written to a temporary file, fsynced and renamed
+// over the old one, so a crash during the repair leaves one or the other.
+// It returns the new size.
+func rewriteSegment(path string, data []byte, sc segScan) (int64, error) {
+	out := make([]byte, 0, sc.end)
+	out = append(out, data[:segHeaderLen]...)
+	for _, r := range sc.keep {
+		out = append(out, data[r[0]:r[1]]...)
+	}
+	tmp := path + ".repair"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	if _, err = f.Write(out); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return int64(len(out)), nil
 }
 
 func decodeHeader(b []byte) recHeader {
@@ -749,8 +940,8 @@ func (s *Spool) syncLocked(now time.Time) {
 }
 
 // Peek implements Buffer: batches come from disk, oldest first, then from
-// memory. A record that cannot be read back is logged and skipped with the
-// rest of its segment.
+// memory. A record that cannot be read back is logged, counted and cut out
+// of its segment (see damaged); the intact records after it are handed out.
 func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -759,36 +950,16 @@ func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 	}
 	var token uint64
 	n := 0
-	for i := 0; i < len(s.segs); i++ {
-		seg := s.segs[i]
-		off := segHeaderLen
-		if i == 0 {
-			off = s.readOff
+	// A repair rewrites a segment, so the walk starts again after one;
+	// each repair leaves only intact records, so a few rounds suffice.
+	for round := 0; ; round++ {
+		var bad bool
+		dst, token, n, bad = s.peekDisk(dst, limit, token, n, round < 3)
+		if !bad {
+			break
 		}
-		for off < seg.size {
-			h, err := s.readHeader(seg, off)
-			if err != nil {
-				s.damaged(seg, off, err)
-				break
-			}
-			if n > 0 && len(dst)+int(h.n) > limit {
-				return dst, token
-			}
-			start := len(dst)
-			dst = slices.Grow(dst, int(h.n))[:start+int(h.n)]
-			if _, err := seg.f.ReadAt(dst[start:], off+recHeaderLen); err != nil {
-				dst = dst[:start]
-				s.damaged(seg, off, err)
-				break
-			}
-			if crc32.Update(crc32.Checksum(s.hdr[8:], castagnoli), castagnoli, dst[start:]) != h.crc {
-				dst = dst[:start]
-				s.damaged(seg, off, errors.New("checksum mismatch"))
-				break
-			}
-			token = h.seq + 1
-			n++
-			off += recHeaderLen + h.n
+		if n > 0 {
+			return dst, token
 		}
 	}
 	for _, r := range s.mem {
@@ -800,6 +971,47 @@ func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 		n++
 	}
 	return dst, token
+}
+
+// peekDisk appends records from the segments to dst, as Peek. It stops and
+// reports bad after repairing a damaged record when repair is set (without
+// it, it skips the rest of the damaged segment for this call).
+func (s *Spool) peekDisk(dst []byte, limit int, token uint64, n int, repair bool) ([]byte, uint64, int, bool) {
+	for i := 0; i < len(s.segs); i++ {
+		seg := s.segs[i]
+		off := segHeaderLen
+		if i == 0 {
+			off = s.readOff
+		}
+		for off < seg.size {
+			h, err := s.readHeader(seg, off)
+			if err == nil {
+				if n > 0 && len(dst)+int(h.n) > limit {
+					return dst, token, n, false
+				}
+				start := len(dst)
+				dst = slices.Grow(dst, int(h.n))[:start+int(h.n)]
+				if _, err = seg.f.ReadAt(dst[start:], off+recHeaderLen); err == nil &&
+					crc32.Update(crc32.Checksum(s.hdr[8:], castagnoli), castagnoli, dst[start:]) != h.crc {
+					err = errors.New("checksum mismatch")
+				}
+				if err != nil {
+					dst = dst[:start]
+				}
+			}
+			if err != nil {
+				if !repair {
+					break
+				}
+				s.damaged(seg, off, err)
+				return dst, token, n, true
+			}
+			token = h.seq + 1
+			n++
+			off += recHeaderLen + h.n
+		}
+	}
+	return dst, token, n, false
 }
 
 // readHeader reads the record header at off of seg into s.hdr.
@@ -818,30 +1030,68 @@ func (s *Spool) readHeader(seg *segment, off int64) (recHeader, error) {
 }
 
 // damaged handles a record of seg at off that cannot be read back while
-// running: the segment ends there. What was lost is counted as dropped.
+// running (bit rot, a file changed under us): the segment is scanned again,
+// resynchronising after the damage (see scanSegment), and rewritten with its
+// intact records only. What was lost and not yet delivered is counted as
+// corrupt and as dropped. If the file cannot be read or rewritten at all,
+// the segment ends at off.
 func (s *Spool) damaged(seg *segment, off int64, why error) {
-	var all totals
-	var first, next uint64
-	data := make([]byte, off)
-	end := int64(0)
-	if _, err := seg.f.ReadAt(data, 0); err == nil {
-		end, _ = scanRecords(data, 0, &all, &first, &next)
+	path := s.segPath(seg.num)
+	oldPending := seg.all
+	if seg == s.segs[0] {
+		oldPending = seg.all.minus(s.headAcked)
 	}
-	if end < segHeaderLen {
-		end = segHeaderLen
+	data := make([]byte, seg.size)
+	var sc segScan
+	_, err := seg.f.ReadAt(data, 0)
+	if err == nil {
+		sc = scanSegment(data, 0, 0)
+		var f spoolFile
+		if sc.end, err = rewriteSegment(path, data, sc); err == nil {
+			if f, err = s.open(path, os.O_RDWR, 0o640); err == nil {
+				seg.f.Close()
+				seg.f = f
+			}
+		}
 	}
-	lost := seg.all.minus(all)
-	s.log.Error("spool: a record cannot be read back; the rest of its segment is lost",
-		"file", s.segPath(seg.num), "offset", off, "bytes_lost", seg.size-end, "points_lost", lost.lines, "reason", why)
-	s.diskBytes -= seg.size - end
-	seg.size, seg.all, seg.first, seg.next = end, all, first, next
-	seg.f.Truncate(end)
-	if seg == s.segs[0] && s.readOff > end {
-		s.readOff = end
+	if err != nil {
+		// Keep what comes before off, as the checks up to there passed.
+		sc = scanSegment(data[:max(off, segHeaderLen)], 0, 0)
+		sc.end = max(sc.end, segHeaderLen)
+		seg.f.Truncate(sc.end)
 	}
-	if lost.lines > 0 {
-		s.dropped.Add(lost.lines)
+	s.diskBytes -= seg.size - sc.end
+	seg.size, seg.all, seg.first, seg.next = sc.end, sc.all, sc.first, sc.next
+	newPending := seg.all
+	if seg == s.segs[0] {
+		// Find the first undelivered record again: offsets have moved.
+		s.readOff, s.headAcked = segHeaderLen, totals{}
+		for _, r := range sc.keep {
+			h := decodeHeader(data[r[0]:])
+			if h.seq >= s.ackSeq {
+				break
+			}
+			s.readOff = r[1] - r[0] + s.readOff
+			s.headAcked.add(h.lines, h.n)
+		}
+		newPending = seg.all.minus(s.headAcked)
 	}
+	lost := oldPending.minus(newPending)
+	s.log.Error("spool: a record cannot be read back; skipped, the intact records after it are kept",
+		"file", path, "offset", off, "records_lost", lost.records, "points_lost", lost.lines,
+		"bytes_removed", int64(len(data))-sc.end, "reason", why)
+	s.countCorrupt(lost.records, lost.lines)
+}
+
+// countCorrupt counts records and points lost to damage in the spool; the
+// points count as dropped too.
+func (s *Spool) countCorrupt(records, points int64) {
+	if records <= 0 && points <= 0 {
+		return
+	}
+	s.corruptRecords.Add(max(records, 0))
+	s.corruptPoints.Add(max(points, 0))
+	s.dropped.Add(max(points, 0))
 }
 
 // Ack implements Buffer: records below token are delivered. Segments that
@@ -873,13 +1123,20 @@ func (s *Spool) Ack(token uint64) {
 // skipDelivered moves the read offset past records below token, removing
 // segments left empty of undelivered records (but not the newest).
 func (s *Spool) skipDelivered(token uint64) {
+	repaired := false
 	for len(s.segs) > 0 {
 		seg := s.segs[0]
 		for s.readOff < seg.size {
 			h, err := s.readHeader(seg, s.readOff)
 			if err != nil {
+				if repaired {
+					return
+				}
+				// Repaired, the segment may still hold undelivered records
+				// after the damage: look at it again.
 				s.damaged(seg, s.readOff, err)
-				break
+				repaired = true
+				continue
 			}
 			if h.seq >= token {
 				return
@@ -887,6 +1144,7 @@ func (s *Spool) skipDelivered(token uint64) {
 			s.readOff += recHeaderLen + h.n
 			s.headAcked.add(h.lines, h.n)
 		}
+		repaired = false
 		if len(s.segs) == 1 {
 			return
 		}
@@ -946,6 +1204,8 @@ func (s *Spool) statsLocked() BufferStats {
 		Batches:        p.records + int64(len(s.mem)),
 		Points:         p.lines,
 		DroppedPoints:  s.dropped.Load(),
+		CorruptRecords: s.corruptRecords.Load(),
+		CorruptPoints:  s.corruptPoints.Load(),
 		Durable:        true,
 		DiskBytes:      s.diskBytes,
 		MaxBytes:       s.max,

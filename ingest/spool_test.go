@@ -201,22 +201,35 @@ func TestSpoolReopen(t *testing.T) {
 }
 
 // TestSpoolTornTail damages the end of the newest segment as a crash while
-// writing would, and the middle of an older one as bit rot would: the spool
-// opens, says what it truncated, keeps every whole record, and goes on.
+// writing would, and records in the middle as bit rot would: the spool
+// opens, says what it cut out, keeps every intact record (also those after
+// the damage), counts exactly what was lost, and goes on.
 func TestSpoolTornTail(t *testing.T) {
+	// Five records of two lines each: lines(0,2) … lines(8,10).
+	rec := func(i int) int { return int(segHeaderLen) + i*(recHeaderLen+len(lines(0, 2))) }
 	tests := []struct {
-		name   string
-		damage func(data []byte, lastRec int) []byte
-		keep   int // whole records kept of 5
-		log    string
+		name         string
+		damage       func(data []byte, lastRec int) []byte
+		want         string // lines kept, before the two appended after reopening
+		records, pts int64  // counted as lost
+		log          string
 	}{
-		{"payload cut short", func(d []byte, last int) []byte { return d[:len(d)-3] }, 4, "torn record"},
-		{"header cut short", func(d []byte, last int) []byte { return d[:last+10] }, 4, "torn record"},
-		{"only the header", func(d []byte, last int) []byte { return d[:last+recHeaderLen] }, 4, "torn record"},
-		{"flipped byte", func(d []byte, last int) []byte { d[len(d)-2] ^= 0x40; return d }, 4, "checksum mismatch"},
-		{"garbage after", func(d []byte, last int) []byte { return append(d, "\x05\x00\x00\x00garbage"...) }, 5, "torn record"},
-		{"zeros after", func(d []byte, last int) []byte { return append(d, make([]byte, 4096)...) }, 5, "torn record"},
-		{"first record damaged", func(d []byte, last int) []byte { d[segHeaderLen+recHeaderLen] ^= 1; return d }, 0, "checksum mismatch"},
+		{"payload cut short", func(d []byte, last int) []byte { return d[:len(d)-3] }, lines(0, 8), 1, 2, "torn record"},
+		{"header cut short", func(d []byte, last int) []byte { return d[:last+10] }, lines(0, 8), 0, 0, "torn record"},
+		{"only the header", func(d []byte, last int) []byte { return d[:last+recHeaderLen] }, lines(0, 8), 1, 2, "torn record"},
+		{"flipped byte", func(d []byte, last int) []byte { d[len(d)-2] ^= 0x40; return d }, lines(0, 8), 1, 2, "checksum mismatch"},
+		{"garbage after", func(d []byte, last int) []byte { return append(d, "\x05\x00\x00\x00garbage"...) }, lines(0, 10), 0, 0, "torn record"},
+		{"zeros after", func(d []byte, last int) []byte { return append(d, make([]byte, 4096)...) }, lines(0, 10), 0, 0, "torn record"},
+		{"first record damaged", func(d []byte, last int) []byte { d[rec(0)+recHeaderLen] ^= 1; return d }, lines(2, 10), 1, 2, "checksum mismatch"},
+		{"middle record's payload", func(d []byte, last int) []byte { d[rec(2)+recHeaderLen+3] ^= 0x10; return d }, lines(0, 4) + lines(6, 10), 1, 2, "intact records after it are kept"},
+		{"middle record's header", func(d []byte, last int) []byte { d[rec(2)+1] ^= 0x80; return d }, lines(0, 4) + lines(6, 10), 1, 2, "intact records after it are kept"},
+		{"two records overwritten", func(d []byte, last int) []byte {
+			copy(d[rec(1)+5:rec(3)-4], bytes.Repeat([]byte{0xaa}, rec(3)-rec(1)))
+			return d
+		}, lines(0, 2) + lines(6, 10), 2, 4, "intact records after it are kept"},
+		{"bytes cut out of the middle", func(d []byte, last int) []byte {
+			return append(d[:rec(1)+20:rec(1)+20], d[rec(2)+7:]...)
+		}, lines(0, 2) + lines(6, 10), 2, 4, "intact records after it are kept"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,6 +245,9 @@ func TestSpoolTornTail(t *testing.T) {
 			}
 			data, _ := os.ReadFile(files[0])
 			lastRec := len(data) - (recHeaderLen + len(lines(8, 10)))
+			if lastRec != rec(4) {
+				t.Fatalf("records are not where the test expects them: %d, %d", lastRec, rec(4))
+			}
 			os.WriteFile(files[0], tc.damage(data, lastRec), 0o640)
 
 			log, logs := captureLog(t)
@@ -239,13 +255,60 @@ func TestSpoolTornTail(t *testing.T) {
 			if !strings.Contains(logs.String(), tc.log) {
 				t.Errorf("no log line with %q", tc.log)
 			}
+			st := s.Stats()
+			if st.CorruptRecords != tc.records || st.CorruptPoints != tc.pts || st.DroppedPoints != tc.pts {
+				t.Errorf("corrupt records, points, dropped = %d, %d, %d; want %d, %d, %d",
+					st.CorruptRecords, st.CorruptPoints, st.DroppedPoints, tc.records, tc.pts, tc.pts)
+			}
 			s.Append([]byte(lines(10, 12)))
 			got := drainAll(t, s, 1<<20)
-			if want := lines(0, tc.keep*2) + lines(10, 12); got != want {
+			if want := tc.want + lines(10, 12); got != want {
 				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			s.Close()
+			// The repair was written: a second start finds nothing wrong.
+			log, logs = captureLog(t)
+			s = openSpool(t, SpoolConfig{Dir: dir, Logger: log})
+			if strings.Contains(logs.String(), "damaged") || strings.Contains(logs.String(), "torn") {
+				t.Errorf("second start still finds damage:\n%s", logs)
+			}
+			if st := s.Stats(); st.CorruptRecords != 0 {
+				t.Errorf("second start counts %d corrupt records", st.CorruptRecords)
 			}
 		})
 	}
+
+	t.Run("damaged while running", func(t *testing.T) {
+		dir := t.TempDir()
+		log, logs := captureLog(t)
+		s := openSpool(t, SpoolConfig{Dir: dir, Logger: log})
+		for i := range 5 {
+			s.Append([]byte(lines(i*2, i*2+2)))
+		}
+		_, tok := s.Peek(nil, 1) // the first record, delivered
+		s.Ack(tok)
+		files := segFiles(t, dir)
+		f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte{0xff}, int64(rec(2)+recHeaderLen+2)) // the third record's payload
+		f.Close()
+		got := drainAll(t, s, 1<<20)
+		if want := lines(2, 4) + lines(6, 10); got != want {
+			t.Errorf("got\n%s\nwant\n%s", got, want)
+		}
+		if st := s.Stats(); st.CorruptRecords != 1 || st.CorruptPoints != 2 || st.DroppedPoints != 2 {
+			t.Errorf("corrupt records, points, dropped = %d, %d, %d; want 1, 2, 2", st.CorruptRecords, st.CorruptPoints, st.DroppedPoints)
+		}
+		if !strings.Contains(logs.String(), "records_lost=1 points_lost=2") {
+			t.Errorf("no log line with what was lost:\n%s", logs)
+		}
+		s.Append([]byte(lines(10, 12)))
+		if got, want := drainAll(t, s, 1<<20), lines(10, 12); got != want {
+			t.Errorf("after the repair: got\n%s\nwant\n%s", got, want)
+		}
+	})
 
 	t.Run("middle segment", func(t *testing.T) {
 		dir := t.TempDir()
@@ -279,6 +342,44 @@ func TestSpoolTornTail(t *testing.T) {
 			t.Errorf("got %d lines, want %d", strings.Count(got, "\n"), strings.Count(wantGot, "\n"))
 		}
 	})
+}
+
+// TestSpoolTruncatedSegment cuts an older segment in the middle of a
+// record, as a copy or a file system repair might: the records before the
+// cut and every later segment are kept, and the lost records are counted
+// from the sequence numbers of the next segment.
+func TestSpoolTruncatedSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, SpoolConfig{Dir: dir, MaxBytes: MinSpoolMaxBytes}) // 4 KiB segments
+	big := strings.Repeat("x", 1000)
+	var want []string
+	for i := range 12 {
+		l := fmt.Sprintf("m v=\"%s\" %d\n", big, i)
+		want = append(want, l)
+		s.Append([]byte(l))
+	}
+	s.Close()
+	files := segFiles(t, dir)
+	if len(files) < 3 {
+		t.Fatalf("want several segments, have %v", files)
+	}
+	// Segment 2 holds records 3, 4, 5: cut it inside record 4.
+	data, _ := os.ReadFile(files[1])
+	os.WriteFile(files[1], data[:int(segHeaderLen)+recHeaderLen+len(want[3])+500], 0o640)
+
+	log, logs := captureLog(t)
+	s = openSpool(t, SpoolConfig{Dir: dir, MaxBytes: MinSpoolMaxBytes, Logger: log})
+	if !strings.Contains(logs.String(), "records missing at the end of a segment") {
+		t.Errorf("no log line for the records cut off:\n%s", logs)
+	}
+	st := s.Stats()
+	if st.CorruptRecords != 2 || st.CorruptPoints != 2 || st.DroppedPoints != 2 {
+		t.Errorf("corrupt records, points, dropped = %d, %d, %d; want 2, 2, 2", st.CorruptRecords, st.CorruptPoints, st.DroppedPoints)
+	}
+	got := drainAll(t, s, 1<<20)
+	if wantGot := strings.Join(want[:4], "") + strings.Join(want[6:], ""); got != wantGot {
+		t.Errorf("got %d lines, want %d", strings.Count(got, "\n"), strings.Count(wantGot, "\n"))
+	}
 }
 
 // TestSpoolCursorDamaged: an unreadable cursor costs duplicates, not data.

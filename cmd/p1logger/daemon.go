@@ -44,7 +44,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	if err != nil {
 		return err
 	}
-	buf, closeBuf := openBuffer(cfg, log)
+	buf, closeBuf, spoolProblem := openBuffer(cfg, log)
 	defer closeBuf() // runs at return, after the writer has stopped
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		DrainTimeout: drainTimeout,
@@ -117,7 +117,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(r.Run(ctx)) })
 	}
 	if ln != nil {
-		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker}
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolProblem: spoolProblem}
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 
@@ -158,7 +158,9 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 // permission, locked by another process) is logged as an error and the
 // memory buffer used instead: exiting would stop the readers too, and a
 // restart loop would lose every reading until someone fixes the directory.
-func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func()) {
+// The reason is returned too, so that /readyz and /metrics show it (a
+// second instance on the same directory is the common case).
+func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func(), string) {
 	blog := log.With("component", "buffer")
 	if cfg.SpoolDir == "" {
 		if cfg.SpoolMaxBytes != 0 {
@@ -166,7 +168,7 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func()) {
 		}
 		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)",
 			"max_bytes", memBufferBytes)
-		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}
+		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}, ""
 	}
 	sp, err := ingest.OpenSpool(ingest.SpoolConfig{
 		Dir:         cfg.SpoolDir,
@@ -177,14 +179,14 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func()) {
 	if err != nil {
 		log.Error("P1_SPOOL_DIR cannot be used; points waiting for influxdb are held in memory only and lost on restart",
 			"dir", cfg.SpoolDir, "reason", err, "max_bytes", memBufferBytes)
-		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}
+		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}, err.Error()
 	}
 	log.Info("write buffer on disk", "dir", cfg.SpoolDir, "max_bytes", sp.Stats().MaxBytes)
 	return sp, func() {
 		if err := sp.Close(); err != nil {
 			log.Error("spool: close", "reason", err)
 		}
-	}
+	}, ""
 }
 
 // allInterfaces reports whether the listen address addr (host:port) takes

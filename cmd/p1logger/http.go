@@ -25,6 +25,9 @@ type status struct {
 	sink     interface{ Ping(context.Context) error }
 	started  time.Time
 	energy   energySource // today's and this month's energy for the page (status.go)
+	// spoolProblem is why P1_SPOOL_DIR could not be used (locked by another
+	// p1logger, read-only, …); empty when it is used or not set.
+	spoolProblem string
 }
 
 func (s *status) handler() http.Handler {
@@ -83,6 +86,9 @@ func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if ws := s.writer.Stats(); ws.TokenRejected {
 		problems = append(problems, "influxdb token rejected (points are kept and retried): "+ws.LastError)
+	}
+	if s.spoolProblem != "" {
+		problems = append(problems, "P1_SPOOL_DIR unusable, points waiting for influxdb are held in memory only: "+s.spoolProblem)
 	}
 	connected := 0
 	for _, g := range s.gateways {
@@ -168,7 +174,10 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 	single("p1logger_spool_points", "gauge", "Points waiting for InfluxDB.", float64(bst.Points))
 	single("p1logger_spool_oldest_age_seconds", "gauge", "Age of the oldest batch waiting for InfluxDB; 0 when none waits.", oldest)
 	single("p1logger_spool_replayed_points_total", "counter", "Points delivered after waiting through a failed write, or left by a previous run.", float64(ws.ReplayedPoints))
-	single("p1logger_spool_dropped_points_total", "counter", "Points dropped because the spool or the memory buffer was full.", float64(bst.DroppedPoints))
+	single("p1logger_spool_dropped_points_total", "counter", "Points dropped because the spool or the memory buffer was full, or lost in damaged spool records.", float64(bst.DroppedPoints))
+	single("p1logger_spool_corrupt_records_total", "counter", "Spool records found damaged (checksum, length, torn or cut-off files) and skipped; the intact records after them are kept.", float64(bst.CorruptRecords))
+	single("p1logger_spool_corrupt_points_total", "counter", "Points in damaged spool records (exact where the record's header survived, else estimated); also in p1logger_spool_dropped_points_total.", float64(bst.CorruptPoints))
+	single("p1logger_spool_unusable", "gauge", "1 when P1_SPOOL_DIR is set but could not be used (e.g. locked by another p1logger); points then wait in memory only.", b2f(s.spoolProblem != ""))
 	single("p1logger_spool_disk_errors_total", "counter", "Failed writes, fsyncs and removals in P1_SPOOL_DIR.", float64(bst.DiskErrors))
 	single("p1logger_spool_memory_fallback", "gauge", "1 while P1_SPOOL_DIR cannot be written and new points are held in memory.", b2f(bst.MemoryFallback))
 	single("p1logger_cycles_total", "counter", "Write cycles run.", float64(bs.Cycles))

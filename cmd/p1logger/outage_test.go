@@ -501,7 +501,75 @@ func TestSpoolDirUnusable(t *testing.T) {
 	if v := metric(t, scrape(t, base), "p1logger_spool_max_bytes"); v != 0 {
 		t.Errorf("p1logger_spool_max_bytes %v with the memory buffer", v)
 	}
+	// A second instance on a locked directory is visible, not only logged.
+	if v := metric(t, scrape(t, base), "p1logger_spool_unusable"); v != 1 {
+		t.Errorf("p1logger_spool_unusable %v with a locked P1_SPOOL_DIR", v)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "P1_SPOOL_DIR unusable") || !strings.Contains(body, "in use by another process") {
+		t.Errorf("/readyz with a locked P1_SPOOL_DIR: %d %q", code, body)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSpoolDamagedAtStart: a spool left by a previous run with one record
+// damaged in the middle delivers every intact record after it to a real
+// InfluxDB, and /metrics counts exactly the record and points lost.
+func TestSpoolDamagedAtStart(t *testing.T) {
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	dir := t.TempDir()
+	sp, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	const records, perRecord = 9, 3
+	var payloads []string
+	for r := range records {
+		var b strings.Builder
+		for i := range perRecord {
+			fmt.Fprintf(&b, "spooltest,gateway=old v=%di %d\n", r*perRecord+i, base0.Add(time.Duration(r*perRecord+i)*time.Second).UnixNano())
+		}
+		payloads = append(payloads, b.String())
+		sp.Append([]byte(b.String()))
+	}
+	sp.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(files) != 1 {
+		t.Fatalf("segments %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	// Damage the payload of record 4 (0-based), in the middle of the file.
+	at := bytes.Index(data, []byte(payloads[4])) + 10
+	data[at] ^= 0x20
+	os.WriteFile(files[0], data, 0o640)
+
+	_, gwEnv := startSims(t, 1)
+	base, logs, stop := startDaemonLogged(t, []string{gwEnv, "P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket,
+		"P1_CYCLE=" + outageCycle, "P1_SPOOL_DIR=" + dir})
+	waitFor(t, 20*time.Second, "spooled points delivered", func() bool {
+		return len(fluxRows(t, srv, bucket, "spooltest")) >= (records-1)*perRecord
+	})
+	m := scrape(t, base)
+	if metric(t, m, "p1logger_spool_corrupt_records_total") != 1 || metric(t, m, "p1logger_spool_corrupt_points_total") != perRecord ||
+		metric(t, m, "p1logger_spool_dropped_points_total") != perRecord || metric(t, m, "p1logger_points_dropped_total") != perRecord {
+		t.Errorf("damage not counted:\n%s", grepMetrics(m, "p1logger_spool_", "p1logger_points_"))
+	}
+	if !strings.Contains(logs.String(), "intact records after it are kept") {
+		t.Error("no log line for the damaged record")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]bool{}
+	for _, row := range fluxRows(t, srv, bucket, "spooltest") {
+		got[row["v"].(int64)] = true
+	}
+	for v := range int64(records * perRecord) {
+		if want := v/perRecord != 4; got[v] != want {
+			t.Errorf("point v=%d in InfluxDB: %v, want %v", v, got[v], want)
+		}
 	}
 }
