@@ -231,7 +231,10 @@ func (w *Writer) deliver(ctx context.Context, batch []byte, d *delivery) error {
 		w.lastOK.Store(time.Now().UnixNano())
 		return nil
 	}
-	w.writeErrors.Add(1)
+	if ctx.Err() == nil || errors.As(err, new(*WriteError)) {
+		// A request cut short by shutdown is not a failed write.
+		w.writeErrors.Add(1)
+	}
 	action := Classify(err)
 	if action == Retry {
 		return err

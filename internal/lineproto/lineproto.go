@@ -46,6 +46,11 @@ type Builder struct {
 // Reset empties the buffer, keeping its capacity.
 func (b *Builder) Reset() { b.Buf = b.Buf[:0]; b.fields = 0 }
 
+// Truncate drops what was appended after the first n bytes, which must end a
+// line (n is a Len taken between lines): a caller that fails halfway through
+// a line takes it back this way.
+func (b *Builder) Truncate(n int) { b.Buf = b.Buf[:n]; b.fields = 0 }
+
 // Len returns the number of bytes buffered.
 func (b *Builder) Len() int { return len(b.Buf) }
 
