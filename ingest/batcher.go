@@ -58,6 +58,7 @@ type Batcher struct {
 	enc      encoder
 	t        parser.Telegram // decode target of every gateway's slot in turn
 	errs     rateLimit
+	internal rateLimit // panics contained while encoding
 
 	cycles      atomic.Int64
 	p1Points    atomic.Int64
@@ -121,24 +122,25 @@ func (b *Batcher) Run(ctx context.Context) error {
 // WriteLines is counted and logged; the points it carried are lost.
 func (b *Batcher) Cycle(ctx context.Context) int {
 	start := time.Now()
+	now := b.cfg.Now()
 	b.enc.b.Reset()
 	n := 0
 	for _, g := range b.gateways {
 		g.takeFresh(func(raw []byte, loc *time.Location, at time.Time, w *writtenState) {
-			t := &b.t
-			// The Reader accepted these bytes, so they decode as they did
-			// then; its counters already hold any syntax error.
-			if use, _ := Decode(t, raw, loc); !use {
+			mark := b.enc.b.Len()
+			p1, mbus, peaks := false, 0, 0
+			if contain(g, stageEncode, raw, b.log, &b.internal, now, func() {
+				p1, mbus, peaks = b.encode(g.name, raw, loc, at, w)
+			}) {
+				// The telegram is dropped whole: what it half wrote goes.
+				b.enc.b.Truncate(mark)
 				return
 			}
-			if b.enc.p1(g.name, t, at) {
+			if p1 {
 				n++
-				if b.obs != nil {
-					b.obs.Observe(g.name, at, t)
-				}
 			}
-			b.mbusPoints.Add(int64(b.enc.mbus(g.name, t, w)))
-			b.peakPoints.Add(int64(b.enc.peaks(g.name, t, w)))
+			b.mbusPoints.Add(int64(mbus))
+			b.peakPoints.Add(int64(peaks))
 		})
 		if b.enc.b.Len() >= b.cfg.FlushBytes {
 			b.flush(ctx)
@@ -149,6 +151,27 @@ func (b *Batcher) Cycle(ctx context.Context) int {
 	b.p1Points.Add(int64(n))
 	b.lastCycleNs.Store(int64(time.Since(start)))
 	return n
+}
+
+// encode appends the points of one gateway's newest telegram raw and tells
+// the Observer about its p1 point. It reports whether it wrote a p1 point
+// and how many p1_mbus and p1_peak points.
+func (b *Batcher) encode(gateway string, raw []byte, loc *time.Location, at time.Time, w *writtenState) (p1 bool, mbus, peaks int) {
+	t := &b.t
+	// The Reader accepted these bytes, so they decode as they did then; its
+	// counters already hold any syntax error.
+	if use, _ := Decode(t, raw, loc); !use {
+		return false, 0, 0
+	}
+	p1 = b.enc.p1(gateway, t, at)
+	mbus = b.enc.mbus(gateway, t, w)
+	peaks = b.enc.peaks(gateway, t, w)
+	// Told last, so that the rollups never see a point that a panic in a
+	// later encoding step dropped.
+	if p1 && b.obs != nil {
+		b.obs.Observe(gateway, at, t)
+	}
+	return p1, mbus, peaks
 }
 
 // Health writes one p1_gateway point per gateway.

@@ -31,16 +31,18 @@ type Gateway struct {
 	fresh      bool           // raw arrived after the last cycle took it
 	written    writtenState   // what the Batcher already wrote; Batcher only
 
-	connected   atomic.Bool
-	since       atomic.Int64 // unix ns of the last connect or loss
-	lastAt      atomic.Int64 // unix ns of the newest accepted telegram; 0 = none
-	telegrams   atomic.Int64
-	crcErrors   atomic.Int64
-	parseErrors atomic.Int64
-	dropped     atomic.Int64
-	reconnects  atomic.Int64
-	skipped     atomic.Int64
-	lastErr     atomic.Pointer[string]
+	connected      atomic.Bool
+	since          atomic.Int64 // unix ns of the last connect or loss
+	lastAt         atomic.Int64 // unix ns of the newest accepted telegram; 0 = none
+	telegrams      atomic.Int64
+	crcErrors      atomic.Int64
+	parseErrors    atomic.Int64
+	dropped        atomic.Int64
+	reconnects     atomic.Int64
+	skipped        atomic.Int64
+	rateSkipped    atomic.Int64 // telegrams skipped unparsed: the gateway sent too fast
+	internalErrors atomic.Int64 // telegrams dropped by a panic (contain)
+	lastErr        atomic.Pointer[string]
 }
 
 // NewGateway returns the state of the gateway called name (the gateway tag)
@@ -132,20 +134,28 @@ type GatewayStats struct {
 	Dropped      int64 // telegrams rejected: CRC, frame, or syntax errors without a CRC
 	Reconnects   int64 // dials after the first, successful or not
 	SkippedBytes int64 // bytes outside any telegram
+	// SkippedTelegrams counts telegrams framed but not parsed because the
+	// gateway sent faster than ReaderConfig.MaxTelegramRate (Reader.hold).
+	SkippedTelegrams int64
+	// InternalErrors counts telegrams dropped because decoding or encoding
+	// them panicked (a bug in p1logger; see contain).
+	InternalErrors int64
 }
 
 // Stats returns a snapshot of g's state.
 func (g *Gateway) Stats() GatewayStats {
 	s := GatewayStats{
-		Name:         g.name,
-		Addr:         g.addr,
-		Connected:    g.connected.Load(),
-		Telegrams:    g.telegrams.Load(),
-		CRCErrors:    g.crcErrors.Load(),
-		ParseErrors:  g.parseErrors.Load(),
-		Dropped:      g.dropped.Load(),
-		Reconnects:   g.reconnects.Load(),
-		SkippedBytes: g.skipped.Load(),
+		Name:             g.name,
+		Addr:             g.addr,
+		Connected:        g.connected.Load(),
+		Telegrams:        g.telegrams.Load(),
+		CRCErrors:        g.crcErrors.Load(),
+		ParseErrors:      g.parseErrors.Load(),
+		Dropped:          g.dropped.Load(),
+		Reconnects:       g.reconnects.Load(),
+		SkippedBytes:     g.skipped.Load(),
+		SkippedTelegrams: g.rateSkipped.Load(),
+		InternalErrors:   g.internalErrors.Load(),
 	}
 	if ns := g.since.Load(); ns != 0 {
 		s.Since = time.Unix(0, ns)

@@ -186,8 +186,11 @@ const (
 	// errors, timeouts, 5xx, 429, and also 401/403 (a token being fixed) and
 	// 404 (a bucket being created), so that a misconfiguration loses nothing.
 	Retry Action = iota
-	// Drop discards the batch: the server will never take it (400, 422 and
-	// other 4xx). InfluxDB stores the good points of a partly bad batch.
+	// Drop: the server will never take the batch as it is (400, 422 and
+	// other 4xx). The Writer splits it to find the lines the server refuses
+	// and drops only those: 2.x stores nothing of a batch it answers 400 to
+	// (1.8 stores the good lines), so dropping the whole batch would lose
+	// every other gateway's points with it.
 	Drop
 	// Split halves the batch and sends each half (413 Request Entity Too Large).
 	Split

@@ -38,6 +38,10 @@ type ReaderConfig struct {
 	// held during each dial, so that thousands of gateways starting at once
 	// do not overflow the listeners' accept queues.
 	DialLimit chan struct{}
+	// MaxTelegramRate bounds the telegrams parsed per second, on average;
+	// twice as many may come at once. The excess is skipped, the newest kept
+	// (see Reader.hold). Default 10: ten times what a meter sends.
+	MaxTelegramRate int
 	// Dial replaces net.Dialer.DialContext, for tests. Optional.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now replaces time.Now, for tests. Optional.
@@ -66,6 +70,9 @@ func (c *ReaderConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MaxTelegramRate <= 0 {
+		c.MaxTelegramRate = defaultTelegramRate
+	}
 	if c.Dial == nil {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		c.Dial = d.DialContext
@@ -85,12 +92,16 @@ func (c *ReaderConfig) setDefaults() {
 // gateway is the slot, the bytes of a telegram that arrived in pieces, and
 // the goroutine's stack.
 type Reader struct {
-	g    *Gateway
-	cfg  ReaderConfig
-	sp   parser.Splitter
-	pend []byte    // the start of a telegram whose end has not arrived yet
-	errs rateLimit // telegram errors
-	dial rateLimit // repeated dial failures
+	g        *Gateway
+	cfg      ReaderConfig
+	sp       parser.Splitter
+	pend     []byte    // the start of a telegram whose end has not arrived yet
+	errs     rateLimit // telegram errors
+	dial     rateLimit // repeated dial failures
+	internal rateLimit // panics contained while decoding
+	budget   telegramBudget
+	held     []byte // the newest telegram framed beyond the budget, not parsed yet
+	holding  bool   // held is set
 
 	failedDials int // dials failed in a row
 	accepted    int // telegrams accepted on the current connection
@@ -262,6 +273,9 @@ func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (
 		// Whatever follows the last "/" is a cut telegram: it is reported.
 		r.accepted += r.frames(nil, true)
 	}
+	// The newest telegram, held back by the budget, is parsed whatever the
+	// budget says: none will come after it on this connection.
+	r.accepted += r.flushHeld(r.cfg.Now(), true)
 	r.pend = r.pend[:0]
 	if cap(r.pend) > maxPend {
 		r.pend = nil
@@ -336,6 +350,8 @@ func (r *Reader) serveRaw(conn net.Conn, rc syscall.RawConn, bo backoff.BackOff)
 			return err
 		}
 		// A probe, or the idle timeout itself.
+		// The gateway paused: the telegram held back is the newest.
+		r.took(r.flushHeld(r.cfg.Now(), false), bo)
 		deadline = last.Add(r.cfg.IdleTimeout)
 		if !time.Now().Before(deadline) {
 			return err
@@ -394,13 +410,22 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 	}
 	skipped := r.sp.Skipped
 	accepted := 0
+	now := r.cfg.Now()
 	for len(data) > 0 {
 		adv, tok, _ := r.sp.Split(data, atEOF)
 		if adv == 0 && tok == nil {
 			break
 		}
 		data = data[adv:]
-		if tok != nil && r.handle(tok) {
+		if tok == nil {
+			continue
+		}
+		if !r.budget.take(now, r.cfg.MaxTelegramRate) {
+			r.hold(tok)
+			continue
+		}
+		r.dropHeld()
+		if r.handle(tok) {
 			accepted++
 		}
 	}
@@ -421,6 +446,79 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 		r.pend = r.pend[:0]
 	}
 	return accepted
+}
+
+// defaultTelegramRate is the default MaxTelegramRate. Meters send one
+// telegram a second (DSMR 5, e-MUCS) or one every ten (DSMR 2.2 to 4), and a
+// gateway that reconnects may deliver a few it buffered; a gateway that
+// sends thousands a second (a loop, an attack) would otherwise cost a core
+// for itself, parsing and CRC-checking telegrams of which a cycle writes one.
+const defaultTelegramRate = 10
+
+// telegramBudget is a token bucket of telegrams to parse: rate a second,
+// 2×rate at once.
+type telegramBudget struct {
+	tokens float64
+	at     time.Time // when tokens was last brought up to date; zero = full
+}
+
+// take reports whether a telegram framed at now may be parsed, and spends
+// its token.
+func (b *telegramBudget) take(now time.Time, rate int) bool {
+	burst := float64(2 * rate)
+	if b.at.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*float64(rate))
+	}
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// hold keeps frame, framed while the budget was spent, as the newest
+// telegram not parsed yet; the one it replaces is skipped and counted.
+// Keeping the newest is what makes skipping harmless: a cycle writes only
+// the newest telegram, and the held one is parsed once the budget allows
+// (unless a newer one is parsed first), when the gateway pauses (serveRaw's
+// probe, at most probeAfter after the last bytes) or when the connection
+// ends, so what is skipped is always older than what is written.
+func (r *Reader) hold(frame []byte) {
+	if r.holding {
+		r.g.rateSkipped.Add(1)
+	}
+	r.held = append(r.held[:0], frame...)
+	r.holding = true
+}
+
+// dropHeld skips the held telegram: a newer one is about to be parsed.
+func (r *Reader) dropHeld() {
+	if r.holding {
+		r.g.rateSkipped.Add(1)
+		r.releaseHeld()
+	}
+}
+
+// releaseHeld forgets the held telegram and its storage: only a gateway
+// that sends too fast needs it, and then at most ten times a second anew.
+func (r *Reader) releaseHeld() { r.held, r.holding = nil, false }
+
+// flushHeld parses the held telegram, if there is one and the budget allows
+// (or force is set: the connection ended, and it is the newest there will
+// be), and returns how many telegrams it accepted.
+func (r *Reader) flushHeld(now time.Time, force bool) int {
+	if !r.holding || (!r.budget.take(now, r.cfg.MaxTelegramRate) && !force) {
+		return 0
+	}
+	ok := r.handle(r.held)
+	r.releaseHeld()
+	if ok {
+		return 1
+	}
+	return 0
 }
 
 // Decode parses frame (as framed by parser.Splitter) into t, meter clocks
@@ -453,7 +551,14 @@ func (r *Reader) handle(frame []byte) bool {
 	now := r.cfg.Now()
 	t := getTelegram()
 	defer putTelegram(t)
-	accept, err := Decode(t, frame, r.cfg.Location)
+	var accept bool
+	var err error
+	if contain(r.g, stageDecode, frame, r.cfg.Logger, &r.internal, now, func() {
+		accept, err = Decode(t, frame, r.cfg.Location)
+	}) {
+		r.g.dropped.Add(1)
+		return false
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, parser.ErrCRC):

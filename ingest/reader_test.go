@@ -128,7 +128,11 @@ func TestReaderFaultyStream(t *testing.T) {
 				gw.hold()
 			})
 			g := NewGateway("faulty", gw.addr())
-			runInBackground(t, fastReader(t, g, 5*time.Second).Run)
+			rd := fastReader(t, g, 5*time.Second)
+			// The stream is 61 telegrams at once: every one is to be
+			// checked here, none skipped for coming too fast.
+			rd.cfg.MaxTelegramRate = 1000
+			runInBackground(t, rd.Run)
 			// The final bad-CRC telegram ends with its CRC line, so it is
 			// framed without waiting for more bytes.
 			waitFor(t, 5*time.Second, "all frames", func() bool {

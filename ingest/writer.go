@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -42,10 +43,11 @@ const maxRetryAfter = 5 * time.Minute
 // timeouts, 5xx, 429, 401/403 (token rejected) and 404 (no bucket) keep the
 // batch and retry it with backoff (or after Retry-After, up to 5 minutes),
 // forever and without ever returning an error, so a misconfiguration loses
-// nothing and causes no crash loop; 413 halves the batch; 400, 422 and other
-// 4xx drop it and log the server's message. Points delivered after waiting
-// through a failure, or left by a previous run in a durable Buffer, are
-// counted as replayed.
+// nothing and causes no crash loop; 413, 400, 422 and other 4xx halve the
+// batch until the parts fit or only the refused lines are left, which are
+// dropped, counted and logged with the server's message (see deliver).
+// Points delivered after waiting through a failure, or left by a previous run
+// in a durable Buffer, are counted as replayed.
 type Writer struct {
 	cfg  WriterConfig
 	buf  Buffer
@@ -68,6 +70,8 @@ type Writer struct {
 	failing       bool // the last attempt failed
 	tokenRejected bool // the last attempt failed with 401 or 403
 	retryLog      rateLimit
+	dropLog       rateLimit // refused points
+	splitLog      rateLimit // batches split after a 400 or 413
 	// backlog is how many buffered bytes were waiting when the writer
 	// recovered (or started): the first backlog bytes delivered after that
 	// are a replay, since the Buffer is first in, first out.
@@ -155,9 +159,18 @@ func (w *Writer) newBackoff() *backoff.ExponentialBackOff {
 // attempt sends one batch and acknowledges it unless it must be retried, in
 // which case it returns how long to wait first.
 func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *backoff.ExponentialBackOff) (time.Duration, bool) {
-	err := w.deliver(ctx, batch)
+	var d delivery
+	err := w.deliver(ctx, batch, &d)
 	if err == nil {
+		// Counted only now: a batch retried after a part of it went through
+		// is sent again whole, and its points are stored (and counted) once.
+		w.points.Add(d.sent)
+		w.droppedPoints.Add(d.dropped)
 		w.recovered()
+		if d.dropped > 0 {
+			w.noteError(d.reason, false)
+			w.logDropped(&d)
+		}
 		w.buf.Ack(token)
 		w.delivered(batch)
 		bo.Reset()
@@ -166,15 +179,6 @@ func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *ba
 	if ctx.Err() != nil && !errors.As(err, new(*WriteError)) {
 		// Cancelled mid-request: not the server's fault; drain retries it.
 		return 0, false
-	}
-	w.writeErrors.Add(1)
-	if Classify(err) == Drop {
-		n := int64(bytes.Count(batch, []byte{'\n'}))
-		w.droppedPoints.Add(n)
-		w.buf.Ack(token)
-		w.log.Error("influxdb refused points; dropped", "points", n, "reason", err)
-		w.noteError(err, false)
-		return 0, true
 	}
 	wait := bo.NextBackOff()
 	var we *WriteError
@@ -186,35 +190,113 @@ func (w *Writer) attempt(ctx context.Context, batch []byte, token uint64, bo *ba
 	return wait, false
 }
 
-// deliver sends batch, halving it on 413 until the halves fit.
-func (w *Writer) deliver(ctx context.Context, batch []byte) error {
+// maxDeliverRequests bounds the requests one batch may take while deliver
+// splits it to isolate refused lines or to fit a 413. Isolating k bad lines
+// among n takes about 2k·log2(n) requests: 64 isolate the usual one or two
+// bad lines of a 1 MiB batch exactly. A batch that is bad throughout (a
+// field type conflict on every line, a server that answers 413 to
+// everything) would otherwise cost a request per line; past the bound the
+// parts still refused are dropped whole.
+const maxDeliverRequests = 64
+
+// delivery is what deliver found out about one batch: the lines stored and
+// dropped, and the first refusal, for the log.
+type delivery struct {
+	requests int
+	sent     int64
+	dropped  int64
+	refused  int // parts dropped
+	reason   error
+	line     []byte // the first dropped line, or the start of the first dropped part
+}
+
+// deliver sends batch. When the server refuses it for good (400, 422, other
+// 4xx) or finds it too large (413), deliver halves it and sends each half, so
+// that only the lines the server refuses are dropped and counted in d: on
+// InfluxDB 2.x a 400 stores nothing of the batch, so dropping a whole batch
+// would lose every other gateway's points with it. (1.8 stores the good lines
+// of a batch it answers 400; sending them again in the halves is harmless,
+// since identical points overwrite themselves.) A part of one line, or any
+// part once the batch took maxDeliverRequests, is dropped when refused.
+// deliver returns the error of a failure to be retried (network, 5xx, 429,
+// 401/403, 404): the whole batch is then sent again later.
+func (w *Writer) deliver(ctx context.Context, batch []byte, d *delivery) error {
+	d.requests++
 	start := time.Now()
 	err := w.sink.Send(ctx, batch)
 	w.latency.observe(time.Since(start))
 	if err == nil {
-		w.points.Add(int64(bytes.Count(batch, []byte{'\n'})))
+		d.sent += int64(bytes.Count(batch, []byte{'\n'}))
 		w.batches.Add(1)
 		w.lastOK.Store(time.Now().UnixNano())
 		return nil
 	}
-	if Classify(err) != Split {
+	if ctx.Err() == nil || errors.As(err, new(*WriteError)) {
+		// A request cut short by shutdown is not a failed write.
+		w.writeErrors.Add(1)
+	}
+	action := Classify(err)
+	if action == Retry {
 		return err
 	}
 	mid := bytes.LastIndexByte(batch[:len(batch)/2], '\n') + 1
 	if mid == 0 {
 		mid = bytes.IndexByte(batch, '\n') + 1
 	}
-	if mid <= 0 || mid >= len(batch) {
-		// One line too large for the server: it will never fit.
-		return &WriteError{Status: http.StatusBadRequest, Message: "a single line is too large: " + err.Error()}
+	if mid <= 0 || mid >= len(batch) || d.requests >= maxDeliverRequests {
+		if action == Split && (mid <= 0 || mid >= len(batch)) {
+			err = &WriteError{Status: http.StatusRequestEntityTooLarge, Message: "a single line is too large: " + err.Error()}
+		}
+		d.refuse(batch, err)
+		return nil
 	}
-	w.log.Info("influxdb: request too large; splitting", "bytes", len(batch))
-	// A failure of the second half after the first went through resends the
-	// first: harmless, identical points overwrite themselves in InfluxDB.
-	if err := w.deliver(ctx, batch[:mid]); err != nil {
+	w.logSplit(err, len(batch))
+	if err := w.deliver(ctx, batch[:mid], d); err != nil {
 		return err
 	}
-	return w.deliver(ctx, batch[mid:])
+	return w.deliver(ctx, batch[mid:], d)
+}
+
+// maxLoggedLine bounds the dropped line quoted in the log.
+const maxLoggedLine = 256
+
+func (d *delivery) refuse(part []byte, err error) {
+	d.dropped += int64(bytes.Count(part, []byte{'\n'}))
+	d.refused++
+	if d.reason == nil {
+		d.reason = err
+		line, _, _ := bytes.Cut(part, []byte{'\n'})
+		d.line = line[:min(len(line), maxLoggedLine)]
+	}
+}
+
+// logDropped logs the points a batch lost, with the server's reason and the
+// first refused line: at once for the first such batch, then at most once a
+// minute, so that a server that refuses everything cannot flood the log.
+func (w *Writer) logDropped(d *delivery) {
+	w.mu.Lock()
+	ok, suppressed := w.dropLog.allow(time.Now(), time.Minute)
+	w.mu.Unlock()
+	if !ok {
+		w.log.Debug("influxdb refused points again; dropped", "points", d.dropped, "reason", d.reason)
+		return
+	}
+	w.log.Error("influxdb refused points; dropped", "points", d.dropped, "delivered", d.sent,
+		"refused_parts", d.refused, "reason", d.reason, "line", fmt.Sprintf("%q", d.line),
+		"suppressed_since_last", suppressed)
+}
+
+// logSplit logs a batch being split, at most once a minute.
+func (w *Writer) logSplit(err error, n int) {
+	w.mu.Lock()
+	ok, suppressed := w.splitLog.allow(time.Now(), time.Minute)
+	w.mu.Unlock()
+	if !ok {
+		w.log.Debug("influxdb refused a batch; splitting", "bytes", n, "reason", err)
+		return
+	}
+	w.log.Info("influxdb refused a batch; splitting it to deliver what it takes", "bytes", n, "reason", err,
+		"suppressed_since_last", suppressed)
 }
 
 // drain sends what is buffered with a fresh deadline of DrainTimeout.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -276,6 +278,13 @@ func parseGateway(s string) (gatewaySpec, error) {
 	}
 	if name == "" {
 		return gatewaySpec{}, errors.New("has an empty name")
+	}
+	// A control character would be carried into the gateway tag, log lines
+	// and Flux: line protocol cannot escape a newline, so "a\nb" would be
+	// written under another name. Refusing it here is simpler than working
+	// around it everywhere the name goes.
+	if strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name) {
+		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no control characters; UTF-8 text only)", name)
 	}
 	if strings.ContainsAny(name, " \t\",\\#=") {
 		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)

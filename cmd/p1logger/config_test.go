@@ -264,3 +264,47 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigGatewayControlChars: a gateway name with a control character is
+// refused in both P1_GATEWAYS and P1_GATEWAYS_FILE, with one line naming the
+// variable, the quoted value and the expected form. Such a name used to be
+// accepted, and "a\nb" was written as the series of another gateway.
+func TestConfigGatewayControlChars(t *testing.T) {
+	const why = `(no control characters; UTF-8 text only)`
+	crFile := writeFile(t, "cr", "ok=127.0.0.1:1\na\rb=127.0.0.1:2\n")
+	nulFile := writeFile(t, "nul", "a\x00b=127.0.0.1:2\n")
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"P1_GATEWAYS=a\nb=127.0.0.1:1"}, `P1_GATEWAYS: "a\nb=127.0.0.1:1" has a bad name "a\nb" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=a\rb=127.0.0.1:1"}, `P1_GATEWAYS: "a\rb=127.0.0.1:1" has a bad name "a\rb" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=ok=127.0.0.1:1,a\x1bb=127.0.0.1:2"}, `P1_GATEWAYS: "a\x1bb=127.0.0.1:2" has a bad name "a\x1bb" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=a\x7f=127.0.0.1:1"}, `P1_GATEWAYS: "a\x7f=127.0.0.1:1" has a bad name "a\x7f" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=a\u009b=127.0.0.1:1"}, `P1_GATEWAYS: "a\u009b=127.0.0.1:1" has a bad name "a\u009b" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS=a\xff=127.0.0.1:1"}, `P1_GATEWAYS: "a\xff=127.0.0.1:1" has a bad name "a\xff" ` + why + `; want name=host:port[,...]`},
+		{[]string{"P1_GATEWAYS_FILE=" + crFile}, `P1_GATEWAYS_FILE: ` + crFile + ` line 2: "a\rb=127.0.0.1:2" has a bad name "a\rb" ` + why + `; want name=host:port per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + nulFile}, `P1_GATEWAYS_FILE: ` + nulFile + ` line 1: "a\x00b=127.0.0.1:2" has a bad name "a\x00b" ` + why + `; want name=host:port per line`},
+	}
+	for _, tc := range tests {
+		_, err := loadConfig(tc.env)
+		if err == nil {
+			t.Errorf("%q: no error, want %s", tc.env, tc.want)
+			continue
+		}
+		if got := err.Error(); got != tc.want {
+			t.Errorf("%q:\ngot  %s\nwant %s", tc.env, got, tc.want)
+		}
+		if strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("%q: error spans lines", tc.env)
+		}
+	}
+	// Names in other scripts stay accepted.
+	cfg, err := loadConfig([]string{"P1_GATEWAYS=Zähler-1=127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Gateways[0].Name; got != "Zähler-1" {
+		t.Errorf("name: got %q, want Zähler-1", got)
+	}
+}

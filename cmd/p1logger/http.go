@@ -135,6 +135,10 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.Reconnects), true }},
 		{"p1logger_gateway_skipped_bytes_total", "Bytes received outside any telegram.", "counter",
 			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.SkippedBytes), true }},
+		{"p1logger_gateway_skipped_telegrams_total", "Telegrams framed but not parsed: the gateway sent more than 10 a second on average (the newest is kept).", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.SkippedTelegrams), true }},
+		{"p1logger_gateway_internal_errors_total", "Telegrams dropped because decoding or encoding them failed on a bug in p1logger (logged with the telegram).", "counter",
+			func(s *ingest.GatewayStats) (float64, bool) { return float64(s.InternalErrors), true }},
 		{"p1logger_gateway_last_telegram_age_seconds", "Seconds since the newest accepted telegram (absent before the first).", "gauge",
 			func(s *ingest.GatewayStats) (float64, bool) {
 				if s.LastTelegram.IsZero() {
