@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/ingest/spool"
 	"github.com/p1logger/p1logger/internal/cyclecheck"
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/sim"
@@ -484,7 +484,7 @@ func TestSpoolDirUnusable(t *testing.T) {
 	srv := influxtest.Shared(t)
 	bucket := srv.NewBucket(t)
 	dir := t.TempDir()
-	other, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	other, err := spool.Open(spool.Config{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,6 +500,12 @@ func TestSpoolDirUnusable(t *testing.T) {
 	}
 	if v := metric(t, scrape(t, base), "p1logger_spool_max_bytes"); v != 0 {
 		t.Errorf("p1logger_spool_max_bytes %v with the memory buffer", v)
+	}
+	if v := metric(t, scrape(t, base), "p1logger_spool_unusable"); v != 1 {
+		t.Errorf("p1logger_spool_unusable %v with the spool directory locked, want 1", v)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "P1_SPOOL_DIR unusable") || !strings.Contains(body, "in use by another process") {
+		t.Errorf("/readyz with the spool directory locked: %d %q", code, body)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
