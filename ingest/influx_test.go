@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/p1logger/p1logger/ingest/spool"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -186,7 +187,7 @@ func TestPipelineInflux(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := testLogger(t)
-	w := NewWriter(WriterConfig{Logger: log}, NewMemBuffer(8<<20, 1<<20, log), sink)
+	w := NewWriter(WriterConfig{Logger: log}, spool.NewMemBuffer(8<<20, 1<<20, log), sink)
 	bt := NewBatcher(BatcherConfig{Cycle: 250 * time.Millisecond, HealthInterval: 500 * time.Millisecond,
 		Location: brussels, Logger: log}, gws, w, nil)
 	stopWriter := runInBackground(t, w.Run)

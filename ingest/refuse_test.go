@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest/spool"
 	"github.com/p1logger/p1logger/internal/influxtest"
 )
 
@@ -40,7 +41,7 @@ func TestWriterIsolatesRefusedLinesInflux(t *testing.T) {
 		}
 	}
 	log, logs := captureLog(t)
-	w := NewWriter(WriterConfig{Logger: log}, NewMemBuffer(1<<20, 1<<10, log), sink)
+	w := NewWriter(WriterConfig{Logger: log}, spool.NewMemBuffer(1<<20, 1<<10, log), sink)
 	w.WriteLines(context.Background(), []byte(b.String()))
 	runInBackground(t, w.Run)
 	waitFor(t, 20*time.Second, "buffer empty", func() bool { return w.Stats().BufferedBytes == 0 })
@@ -77,7 +78,7 @@ func TestWriterRefusedEverywhere(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			f := &fakeInflux{respond: func(int, []byte) (int, http.Header) { return status, nil }}
 			log, logs := captureLog(t)
-			buf := NewMemBuffer(1<<20, 1<<10, log)
+			buf := spool.NewMemBuffer(1<<20, 1<<10, log)
 			w, _ := newFakeWriterBuf(t, f, WriterConfig{MaxBatchBytes: 4 << 10, Logger: log}, buf)
 			const n = 2000 // about 30 batches of 4 KiB
 			w.WriteLines(context.Background(), []byte(lines(0, n)))

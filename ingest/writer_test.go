@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/p1logger/p1logger/ingest/spool"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,8 +65,8 @@ func (f *fakeInflux) got() string {
 	return f.accepted.String()
 }
 
-func newFakeWriter(t *testing.T, f *fakeInflux, cfg WriterConfig) (*Writer, *MemBuffer) {
-	buf := NewMemBuffer(1<<20, 1<<10, testLogger(t))
+func newFakeWriter(t *testing.T, f *fakeInflux, cfg WriterConfig) (*Writer, *spool.MemBuffer) {
+	buf := spool.NewMemBuffer(1<<20, 1<<10, testLogger(t))
 	w, _ := newFakeWriterBuf(t, f, cfg, buf)
 	return w, buf
 }
@@ -132,8 +133,8 @@ func TestWriterStatuses(t *testing.T) {
 		name string
 		new  func(t *testing.T) Buffer
 	}{
-		{"memory", func(t *testing.T) Buffer { return NewMemBuffer(1<<20, 1<<10, testLogger(t)) }},
-		{"spool", func(t *testing.T) Buffer { return openSpool(t, SpoolConfig{Dir: t.TempDir(), RecordBytes: 1 << 10}) }},
+		{"memory", func(t *testing.T) Buffer { return spool.NewMemBuffer(1<<20, 1<<10, testLogger(t)) }},
+		{"spool", func(t *testing.T) Buffer { return openSpool(t, spool.Config{Dir: t.TempDir(), RecordBytes: 1 << 10}) }},
 	}
 	for _, bt := range buffers {
 		for _, tc := range tests {
@@ -279,7 +280,7 @@ func TestWriterTokenRejected(t *testing.T) {
 		return 401, nil
 	}}
 	log, logs := captureLog(t)
-	w, buf := newFakeWriterBuf(t, f, WriterConfig{Logger: log}, openSpool(t, SpoolConfig{Dir: t.TempDir()}))
+	w, buf := newFakeWriterBuf(t, f, WriterConfig{Logger: log}, openSpool(t, spool.Config{Dir: t.TempDir()}))
 	runInBackground(t, w.Run)
 	for i := range 50 {
 		w.WriteLines(context.Background(), []byte(lines(i, i+1)))
@@ -307,7 +308,7 @@ func TestWriterRetryAfterCap(t *testing.T) {
 		return 503, http.Header{"Retry-After": {"86400"}}
 	}}
 	log, logs := captureLog(t)
-	w, _ := newFakeWriterBuf(t, f, WriterConfig{Logger: log, DrainTimeout: 100 * time.Millisecond}, NewMemBuffer(1<<20, 1<<10, log))
+	w, _ := newFakeWriterBuf(t, f, WriterConfig{Logger: log, DrainTimeout: 100 * time.Millisecond}, spool.NewMemBuffer(1<<20, 1<<10, log))
 	w.WriteLines(context.Background(), []byte(lines(0, 1)))
 	runInBackground(t, w.Run)
 	waitFor(t, 5*time.Second, "a failed write", func() bool { return w.Stats().Failing })
@@ -322,7 +323,7 @@ func TestWriterRetryAfterCap(t *testing.T) {
 func TestWriterDrainSpool(t *testing.T) {
 	f := &fakeInflux{respond: func(int, []byte) (int, http.Header) { return 503, nil }}
 	dir := t.TempDir()
-	sp := openSpool(t, SpoolConfig{Dir: dir})
+	sp := openSpool(t, spool.Config{Dir: dir})
 	w, _ := newFakeWriterBuf(t, f, WriterConfig{DrainTimeout: 5 * time.Second}, sp)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -335,7 +336,7 @@ func TestWriterDrainSpool(t *testing.T) {
 		t.Errorf("drain with a spool took %s", d)
 	}
 	sp.Close()
-	sp = openSpool(t, SpoolConfig{Dir: dir})
+	sp = openSpool(t, spool.Config{Dir: dir})
 	if got := drainAll(t, sp, 1<<20); got != lines(0, 3) {
 		t.Errorf("after restart: %q", got)
 	}

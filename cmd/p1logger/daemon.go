@@ -12,6 +12,7 @@ import (
 
 	"github.com/p1logger/p1logger/ingest"
 	"github.com/p1logger/p1logger/internal/answerlimit"
+	"github.com/p1logger/p1logger/ingest/spool"
 	"github.com/p1logger/p1logger/rollup"
 )
 
@@ -44,7 +45,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	if err != nil {
 		return err
 	}
-	buf, closeBuf, spoolProblem := openBuffer(cfg, log)
+	buf, spoolErr, closeBuf := openBuffer(cfg, log)
 	defer closeBuf() // runs at return, after the writer has stopped
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		DrainTimeout: drainTimeout,
@@ -117,7 +118,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(r.Run(ctx)) })
 	}
 	if ln != nil {
-		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolProblem: spoolProblem}
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr}
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 
@@ -153,14 +154,15 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 }
 
 // openBuffer returns the write buffer: the durable spool in P1_SPOOL_DIR, or
-// a memory buffer that loses its contents on restart, and a function that
-// closes it. A spool directory that cannot be used (read-only, no
+// a memory buffer that loses its contents on restart, why P1_SPOOL_DIR is
+// not used when it is set but unusable (for /readyz and /metrics), and a
+// function that closes it. A spool directory that cannot be used (read-only, no
 // permission, locked by another process) is logged as an error and the
 // memory buffer used instead: exiting would stop the readers too, and a
 // restart loop would lose every reading until someone fixes the directory.
 // The reason is returned too, so that /readyz and /metrics show it (a
 // second instance on the same directory is the common case).
-func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func(), string) {
+func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, string, func()) {
 	blog := log.With("component", "buffer")
 	if cfg.SpoolDir == "" {
 		if cfg.SpoolMaxBytes != 0 {
@@ -168,9 +170,9 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func(), string) {
 		}
 		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)",
 			"max_bytes", memBufferBytes)
-		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}, ""
+		return spool.NewMemBuffer(memBufferBytes, 1<<20, blog), "", func() {}
 	}
-	sp, err := ingest.OpenSpool(ingest.SpoolConfig{
+	sp, err := spool.Open(spool.Config{
 		Dir:         cfg.SpoolDir,
 		MaxBytes:    cfg.SpoolMaxBytes,
 		MemoryBytes: memBufferBytes,
@@ -179,14 +181,14 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, func(), string) {
 	if err != nil {
 		log.Error("P1_SPOOL_DIR cannot be used; points waiting for influxdb are held in memory only and lost on restart",
 			"dir", cfg.SpoolDir, "reason", err, "max_bytes", memBufferBytes)
-		return ingest.NewMemBuffer(memBufferBytes, 1<<20, blog), func() {}, err.Error()
+		return spool.NewMemBuffer(memBufferBytes, 1<<20, blog), err.Error(), func() {}
 	}
 	log.Info("write buffer on disk", "dir", cfg.SpoolDir, "max_bytes", sp.Stats().MaxBytes)
-	return sp, func() {
+	return sp, "", func() {
 		if err := sp.Close(); err != nil {
 			log.Error("spool: close", "reason", err)
 		}
-	}, ""
+	}
 }
 
 // allInterfaces reports whether the listen address addr (host:port) takes

@@ -25,9 +25,9 @@ type status struct {
 	sink     interface{ Ping(context.Context) error }
 	started  time.Time
 	energy   energySource // today's and this month's energy for the page (status.go)
-	// spoolProblem is why P1_SPOOL_DIR could not be used (locked by another
-	// p1logger, read-only, …); empty when it is used or not set.
-	spoolProblem string
+	// spoolErr says why P1_SPOOL_DIR is not used (locked by another
+	// process, unwritable); empty when it is, or when none is set.
+	spoolErr string
 }
 
 func (s *status) handler() http.Handler {
@@ -87,8 +87,12 @@ func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 	if ws := s.writer.Stats(); ws.TokenRejected {
 		problems = append(problems, "influxdb token rejected (points are kept and retried): "+ws.LastError)
 	}
-	if s.spoolProblem != "" {
-		problems = append(problems, "P1_SPOOL_DIR unusable, points waiting for influxdb are held in memory only: "+s.spoolProblem)
+	if s.spoolErr != "" {
+		problems = append(problems, "P1_SPOOL_DIR unusable, points wait in memory only: "+s.spoolErr)
+	}
+	var warning string
+	if left, ok := s.writer.Stats().Buffer.TimeLeft(); ok && left < time.Hour {
+		warning = fmt.Sprintf("; warning: the write buffer holds only %s more of outage at the current rate", fmtLeft(left))
 	}
 	connected := 0
 	for _, g := range s.gateways {
@@ -105,7 +109,16 @@ func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strings.Join(problems, "\n")+"\n")
 		return
 	}
-	fmt.Fprintf(w, "ready: influxdb reachable, %d of %d gateways connected\n", connected, len(s.gateways))
+	fmt.Fprintf(w, "ready: influxdb reachable, %d of %d gateways connected%s\n", connected, len(s.gateways), warning)
+}
+
+// fmtLeft writes an outage capacity as people read it: "12 h 40 min".
+func fmtLeft(d time.Duration) string {
+	m := int64(d / time.Minute)
+	if m < 60 {
+		return fmt.Sprintf("%d min", m)
+	}
+	return fmt.Sprintf("%d h %d min", m/60, m%60)
 }
 
 // metrics writes the Prometheus text exposition format.
@@ -164,7 +177,7 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 	single("p1logger_write_batches_total", "counter", "Write requests InfluxDB accepted.", float64(ws.Batches))
 	single("p1logger_write_errors_total", "counter", "Failed write attempts (each retry counts).", float64(ws.WriteErrors))
 	bst := ws.Buffer
-	single("p1logger_points_dropped_total", "counter", "Points InfluxDB refused for good or that did not fit the buffer.", float64(ws.DroppedPoints+bst.DroppedPoints))
+	single("p1logger_points_dropped_total", "counter", "Points InfluxDB refused for good or that did not fit the buffer.", float64(ws.DroppedPoints+bst.DroppedPoints+bst.CorruptPoints))
 	single("p1logger_write_failing", "gauge", "1 while the last write attempt failed and is being retried.", b2f(ws.Failing))
 	single("p1logger_write_buffer_bytes", "gauge", "Bytes of line protocol waiting for InfluxDB.", float64(ws.BufferedBytes))
 	single("p1logger_influx_token_rejected", "gauge", "1 while InfluxDB rejects the token (401/403); points are kept and retried.", b2f(ws.TokenRejected))
@@ -178,11 +191,18 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 	single("p1logger_spool_points", "gauge", "Points waiting for InfluxDB.", float64(bst.Points))
 	single("p1logger_spool_oldest_age_seconds", "gauge", "Age of the oldest batch waiting for InfluxDB; 0 when none waits.", oldest)
 	single("p1logger_spool_replayed_points_total", "counter", "Points delivered after waiting through a failed write, or left by a previous run.", float64(ws.ReplayedPoints))
-	single("p1logger_spool_dropped_points_total", "counter", "Points dropped because the spool or the memory buffer was full, or lost in damaged spool records.", float64(bst.DroppedPoints))
-	single("p1logger_spool_corrupt_records_total", "counter", "Spool records found damaged (checksum, length, torn or cut-off files) and skipped; the intact records after them are kept.", float64(bst.CorruptRecords))
-	single("p1logger_spool_corrupt_points_total", "counter", "Points in damaged spool records (exact where the record's header survived, else estimated); also in p1logger_spool_dropped_points_total.", float64(bst.CorruptPoints))
-	single("p1logger_spool_unusable", "gauge", "1 when P1_SPOOL_DIR is set but could not be used (e.g. locked by another p1logger); points then wait in memory only.", b2f(s.spoolProblem != ""))
+	single("p1logger_spool_dropped_points_total", "counter", "Points dropped because the spool or the memory buffer was full, or lost in damaged records.", float64(bst.DroppedPoints+bst.CorruptPoints))
 	single("p1logger_spool_disk_errors_total", "counter", "Failed writes, fsyncs and removals in P1_SPOOL_DIR.", float64(bst.DiskErrors))
+	single("p1logger_spool_corrupt_records_total", "counter", "Spool records found damaged and skipped (the intact ones around them are kept).", float64(bst.CorruptRecords))
+	single("p1logger_spool_corrupt_points_total", "counter", "Points in damaged spool records.", float64(bst.CorruptPoints))
+	single("p1logger_spool_unusable", "gauge", "1 when P1_SPOOL_DIR is set but cannot be used (locked by another process, unwritable): points wait in memory only.", b2f(s.spoolErr != ""))
+	single("p1logger_spool_stored_bytes", "gauge", "Bytes the waiting points take in the spool or memory buffer (compressed).", float64(bst.StoredBytes))
+	single("p1logger_spool_capacity_bytes", "gauge", "Bound on the stored bytes of the spool or memory buffer.", float64(bst.Capacity))
+	left := -1.0
+	if d, ok := bst.TimeLeft(); ok {
+		left = d.Seconds()
+	}
+	single("p1logger_spool_capacity_seconds", "gauge", "How long an outage the buffer can still absorb at the current rate before it drops points; -1 until the rate is known.", left)
 	single("p1logger_spool_memory_fallback", "gauge", "1 while P1_SPOOL_DIR cannot be written and new points are held in memory.", b2f(bst.MemoryFallback))
 	single("p1logger_cycles_total", "counter", "Write cycles run.", float64(bs.Cycles))
 	single("p1logger_p1_points_total", "counter", "p1 points encoded.", float64(bs.P1Points))

@@ -1,8 +1,9 @@
-package ingest
+package spool
 
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -73,8 +74,8 @@ func TestMemBufferFull(t *testing.T) {
 	for i := range 50 {
 		m.Append([]byte(lines(i, i+1)))
 	}
-	if m.Bytes() > 200 {
-		t.Errorf("Bytes() = %d, over the 200 bound", m.Bytes())
+	if st := m.Stats(); st.StoredBytes > 200 {
+		t.Errorf("StoredBytes = %d, over the 200 bound", st.StoredBytes)
 	}
 	b, _ := m.Peek(nil, 1000)
 	if !strings.HasSuffix(string(b), lines(49, 50)) {
@@ -122,9 +123,9 @@ func TestMemBufferLongLine(t *testing.T) {
 	}
 }
 
-// TestMemBufferStats: points, batches and the oldest time follow appends,
+// TestMemStats: points, batches and the oldest time follow appends,
 // acks and drops.
-func TestMemBufferStats(t *testing.T) {
+func TestMemStats(t *testing.T) {
 	m := NewMemBuffer(200, 100, testLogger(t))
 	t0 := time.Now()
 	m.Append([]byte(lines(0, 3)))
@@ -168,8 +169,10 @@ func TestMemBufferReusesChunks(t *testing.T) {
 		m.Ack(token)
 	}
 	cycle()
-	if a := testing.AllocsPerRun(5, cycle); a != 0 {
-		t.Errorf("%v allocations per warm cycle, want 0", a)
+	// Compressing each sealed chunk allocates its compressed copy: the
+	// line protocol storage is what is reused.
+	if a := testing.AllocsPerRun(5, cycle); a > 200 {
+		t.Errorf("%v allocations per warm cycle, want at most one per chunk", a)
 	}
 
 	// A 40 MB backlog (an outage) drains: no more than 2 MiB is kept.
@@ -180,8 +183,8 @@ func TestMemBufferReusesChunks(t *testing.T) {
 		_, token := m.Peek(dst[:0], 4<<20)
 		m.Ack(token)
 	}
-	if m.freeCap > 2<<20 || m.freeCap < 1<<20 {
-		t.Errorf("kept %d bytes for reuse after the backlog, want 1–2 MiB", m.freeCap)
+	if m.freeCap > 2<<20 {
+		t.Errorf("kept %d bytes for reuse after the backlog, want at most 2 MiB", m.freeCap)
 	}
 	total := 0
 	for _, b := range m.free {
@@ -191,3 +194,25 @@ func TestMemBufferReusesChunks(t *testing.T) {
 		t.Errorf("freeCap %d, free chunks hold %d", m.freeCap, total)
 	}
 }
+
+// testLogger logs to the test's output.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// buffer is what the tests use of Spool and MemBuffer alike.
+type buffer interface {
+	Append(lines []byte) error
+	Peek(dst []byte, limit int) ([]byte, uint64)
+	Ack(token uint64)
+	Stats() Stats
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package ingest
+package spool
 
 import (
 	"errors"
@@ -20,9 +20,13 @@ func lockDir(path string) (unlock func() error, err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errors.New("in use by another process (lock held on " + path + ")")
+			return nil, fmt.Errorf("%w (lock held on %s)", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return f.Close, nil // closing the file releases the lock
 }
+
+// ErrLocked is wrapped by Open's error when another process uses the
+// spool directory.
+var ErrLocked = errors.New("in use by another process")
