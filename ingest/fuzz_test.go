@@ -190,10 +190,6 @@ func checkP1Line(t *testing.T, l lptest.Line, tg *parser.Telegram) {
 // value and a capture time (once per channel and time), in order.
 func checkMBusLines(t *testing.T, lines []lptest.Line, tg *parser.Telegram) {
 	t.Helper()
-	type mark struct {
-		ch uint8
-		at int64
-	}
 	seen := map[uint8]int64{}
 	var devs []*parser.MBus
 	for i := range tg.MBus {
