@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/p1logger/p1logger/ingest"
-	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/ingest/spool"
+	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/rollup"
 )
 
