@@ -194,7 +194,7 @@ func (b *Batcher) flush(ctx context.Context) {
 	}
 	if err := b.w.WriteLines(ctx, b.enc.b.Buf); err != nil {
 		b.writeErrors.Add(1)
-		if ok, suppressed := b.errs.allow(b.cfg.Now(), time.Minute); ok {
+		if ok, suppressed := b.errs.Allow(b.cfg.Now(), time.Minute); ok {
 			b.log.Error("points not queued", "reason", err, "suppressed_since_last", suppressed)
 		}
 	}

@@ -31,7 +31,7 @@ func contain(g *Gateway, stage string, raw []byte, log *slog.Logger, lim *rateLi
 		}
 		panicked = true
 		g.internalErrors.Add(1)
-		if ok, suppressed := lim.allow(now, time.Minute); ok {
+		if ok, suppressed := lim.Allow(now, time.Minute); ok {
 			log.Error("internal error: telegram dropped (please report this with the telegram)",
 				"gateway", g.name, "stage", stage, "panic", fmt.Sprint(v),
 				"telegram", fmt.Sprintf("%q", raw), "stack", string(debug.Stack()),

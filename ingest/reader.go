@@ -14,6 +14,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/p1logger/p1logger/internal/lograte"
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -188,7 +189,7 @@ func (r *Reader) dialFailed(err error, bo backoff.BackOff) time.Duration {
 	r.failedDials++
 	r.g.setConnected(false, r.cfg.Now(), err)
 	wait := bo.NextBackOff()
-	if ok, suppressed := r.dial.allow(r.cfg.Now(), time.Minute); ok && r.failedDials == 1 {
+	if ok, suppressed := r.dial.Allow(r.cfg.Now(), time.Minute); ok && r.failedDials == 1 {
 		r.logAt(slog.LevelWarn, "gateway unreachable", "reason", err, "redial_in", wait.Round(time.Millisecond))
 	} else if ok {
 		r.logAt(slog.LevelWarn, "gateway still unreachable", "reason", err, "failed_dials", r.failedDials,
@@ -570,7 +571,7 @@ func (r *Reader) handle(frame []byte) bool {
 		if !accept {
 			r.g.dropped.Add(1)
 		}
-		if ok, suppressed := r.errs.allow(now, time.Minute); ok {
+		if ok, suppressed := r.errs.Allow(now, time.Minute); ok {
 			r.logAt(slog.LevelWarn, "bad telegram", "reason", err, "used", accept,
 				"suppressed_since_last", suppressed,
 				"crc_errors", r.g.crcErrors.Load(), "parse_errors", r.g.parseErrors.Load())
@@ -596,19 +597,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // rateLimit lets one log line through per interval and counts the rest.
-type rateLimit struct {
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether a line may be logged now and how many were
-// suppressed since the last one that was.
-func (l *rateLimit) allow(now time.Time, every time.Duration) (bool, int) {
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
-}
+type rateLimit = lograte.Limit

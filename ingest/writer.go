@@ -275,7 +275,7 @@ func (d *delivery) refuse(part []byte, err error) {
 // minute, so that a server that refuses everything cannot flood the log.
 func (w *Writer) logDropped(d *delivery) {
 	w.mu.Lock()
-	ok, suppressed := w.dropLog.allow(time.Now(), time.Minute)
+	ok, suppressed := w.dropLog.Allow(time.Now(), time.Minute)
 	w.mu.Unlock()
 	if !ok {
 		w.log.Debug("influxdb refused points again; dropped", "points", d.dropped, "reason", d.reason)
@@ -289,7 +289,7 @@ func (w *Writer) logDropped(d *delivery) {
 // logSplit logs a batch being split, at most once a minute.
 func (w *Writer) logSplit(err error, n int) {
 	w.mu.Lock()
-	ok, suppressed := w.splitLog.allow(time.Now(), time.Minute)
+	ok, suppressed := w.splitLog.Allow(time.Now(), time.Minute)
 	w.mu.Unlock()
 	if !ok {
 		w.log.Debug("influxdb refused a batch; splitting", "bytes", n, "reason", err)
@@ -348,7 +348,7 @@ func IsTokenRejected(err error) bool {
 // repeats at most once a minute.
 func (w *Writer) logRetry(err error, wait time.Duration) {
 	w.mu.Lock()
-	ok, suppressed := w.retryLog.allow(time.Now(), time.Minute)
+	ok, suppressed := w.retryLog.Allow(time.Now(), time.Minute)
 	w.mu.Unlock()
 	if !ok {
 		w.log.Debug("influxdb write failed again", "reason", err, "retry_in", wait.Round(time.Millisecond))

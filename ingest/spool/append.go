@@ -212,7 +212,7 @@ func (s *Spool) dropHead(msg string) {
 
 func (s *Spool) countDrop(points int64, msg string) {
 	total := s.dropped.Add(points)
-	if ok, suppressed := s.dropLog.allow(time.Now(), 10*time.Second); ok {
+	if ok, suppressed := s.dropLog.Allow(time.Now(), 10*time.Second); ok {
 		s.log.Error(msg, "points", points, "dropped_total", total, "spool_bytes", s.diskBytes,
 			"max_bytes", s.max, "memory_bytes", s.memBytes, "suppressed_since_last", suppressed)
 	}

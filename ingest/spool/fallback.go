@@ -40,7 +40,7 @@ func (s *Spool) diskFailed(err error, now time.Time) {
 	s.failing = true
 	// A disk that fails, recovers and fails again is logged at most once
 	// a minute.
-	if ok, suppressed := s.failLog.allow(now, time.Minute); ok {
+	if ok, suppressed := s.failLog.Allow(now, time.Minute); ok {
 		s.log.Error("spool: cannot write to the spool directory; keeping new points in memory until it can be written again",
 			"dir", s.dir, "reason", err, "memory_limit_bytes", s.memMax, "retry_every", diskRetry,
 			"failures_since_last", suppressed)

@@ -168,7 +168,7 @@ func (m *MemBuffer) dropOldest() {
 		return
 	}
 	total := m.droppedLines.Add(int64(dropped))
-	if ok, suppressed := m.errs.allow(time.Now(), 10*time.Second); ok {
+	if ok, suppressed := m.errs.Allow(time.Now(), 10*time.Second); ok {
 		m.log.Error("write buffer full: oldest points dropped", "points", dropped, "dropped_total", total,
 			"buffer_bytes", m.bytes, "suppressed_since_last", suppressed)
 	}

@@ -76,7 +76,7 @@ func (s *Spool) lostAtRead(seg *segment, i int, why error) {
 	seg.recs = slices.Delete(seg.recs, i, i+1)
 	s.corruptRecords.Add(1)
 	s.corruptPoints.Add(int64(r.lines))
-	if ok, suppressed := s.corruptLg.allow(time.Now(), 10*time.Second); ok {
+	if ok, suppressed := s.corruptLg.Allow(time.Now(), 10*time.Second); ok {
 		s.log.Error("spool: a record cannot be read back; skipped, the records around it are kept",
 			"file", s.segPath(seg.num), "from_byte", r.off, "to_byte", r.off+r.size(seg.v1),
 			"records_lost", 1, "points_lost", r.lines, "reason", why.Error(), "suppressed_since_last", suppressed)

@@ -303,7 +303,7 @@ func (s *Spool) closeFiles() {
 
 func (s *Spool) logDiskError(msg string, err error) {
 	s.diskErrors.Add(1)
-	if ok, suppressed := s.errLog.allow(time.Now(), time.Minute); ok {
+	if ok, suppressed := s.errLog.Allow(time.Now(), time.Minute); ok {
 		s.log.Error(msg, "dir", s.dir, "reason", err, "suppressed_since_last", suppressed)
 	}
 }
