@@ -16,9 +16,12 @@ import (
 
 // hostileLines are CRC-valid register lines that once panicked the
 // batcher's encoder (Decimal.AppendText indexing 10^21) or stored wrapped
-// numbers, mixed with valid registers that must still arrive.
+// numbers, mixed with valid registers that must still arrive. The meter id
+// is hex for `KAM\`: its trailing backslash once escaped the space after
+// the tag set, InfluxDB refused every batch, and the clean gateway's
+// points were lost with it.
 var hostileLines = []string{
-	"0-0:96.1.1(4B414D3031)",
+	"0-0:96.1.1(4B414D5C)",
 	"1-0:1.8.1(0.000000000000000001*Wh)",
 	"1-0:1.8.2(000123.456*kWh)",
 	"1-0:2.8.1(000001.000*kWh)",
@@ -132,7 +135,7 @@ func TestDaemonHostileValues(t *testing.T) {
 		t.Fatal("hostile gateway: no p1 point; its valid registers were lost")
 	}
 	want := map[string]any{
-		"meter_id": "KAM01", "taken_t2_kwh": 123.456, "injected_t1_kwh": 1.0, "injected_kwh": 1.0,
+		"meter_id": "KAM\uFFFD", "taken_t2_kwh": 123.456, "injected_t1_kwh": 1.0, "injected_kwh": 1.0,
 		"power_injected_w": 100.0, "voltage_l1_v": 230.1,
 	}
 	absent := []string{"taken_t1_kwh", "taken_kwh", "power_taken_w", "power_net_w", "current_l1_a"}
