@@ -61,7 +61,7 @@ func TestWriterIsolatesRefusedLinesInflux(t *testing.T) {
 		t.Errorf("writer failing after a refusal: %+v", s)
 	}
 	// One log line for the batch, with the server's reason and a dropped line.
-	if n := logs.count("level=ERROR"); n != 1 {
+	if n := logs.Count("level=ERROR"); n != 1 {
 		t.Errorf("%d ERROR lines, want 1", n)
 	}
 	if got := logs.String(); !strings.Contains(got, "unable to parse") && !strings.Contains(got, "field type conflict") {
@@ -95,10 +95,10 @@ func TestWriterRefusedEverywhere(t *testing.T) {
 			if requests > 2*batches*maxDeliverRequests {
 				t.Errorf("%d requests for about %d batches, want at most %d per batch", requests, batches, maxDeliverRequests)
 			}
-			if got := logs.count("level=ERROR"); got != 1 {
+			if got := logs.Count("level=ERROR"); got != 1 {
 				t.Errorf("%d ERROR lines for %d requests, want 1", got, requests)
 			}
-			if got := logs.count("level=INFO"); got > 1 {
+			if got := logs.Count("level=INFO"); got > 1 {
 				t.Errorf("%d INFO lines, want at most 1", got)
 			}
 			t.Logf("%d requests, %d dropped", requests, s.DroppedPoints)

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/p1logger/p1logger/ingest/spool"
+	"github.com/p1logger/p1logger/internal/logtest"
 )
 
 func lines(from, to int) string {
@@ -21,34 +21,8 @@ func lines(from, to int) string {
 	return b.String()
 }
 
-// logCapture is a slog handler target that keeps the log for assertions and
-// shows it in the test's output.
-type logCapture struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (c *logCapture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.b.Write(p)
-	c.mu.Unlock()
-	c.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (c *logCapture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.String()
-}
-
-func (c *logCapture) count(s string) int { return strings.Count(c.String(), s) }
-
-func captureLog(t *testing.T) (*slog.Logger, *logCapture) {
-	c := &logCapture{t: t}
-	return slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelDebug})), c
-}
+// captureLog returns a logger whose output the test can read back.
+func captureLog(t *testing.T) (*slog.Logger, *logtest.Capture) { return logtest.New(t) }
 
 func openSpool(t *testing.T, cfg spool.Config) *spool.Spool {
 	t.Helper()

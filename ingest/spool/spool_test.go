@@ -12,41 +12,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/p1logger/p1logger/internal/logtest"
 )
 
-// logCapture is a slog handler target that keeps the log for assertions and
-// shows it in the test's output.
-type logCapture struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (c *logCapture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.b.Write(p)
-	c.mu.Unlock()
-	c.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (c *logCapture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.String()
-}
-
-func (c *logCapture) count(s string) int { return strings.Count(c.String(), s) }
-
-func captureLog(t *testing.T) (*slog.Logger, *logCapture) {
-	c := &logCapture{t: t}
-	return slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelDebug})), c
-}
+// captureLog returns a logger whose output the test can read back.
+func captureLog(t *testing.T) (*slog.Logger, *logtest.Capture) { return logtest.New(t) }
 
 func openSpool(t *testing.T, cfg Config) *Spool {
 	t.Helper()
@@ -340,7 +315,7 @@ func TestSpoolFull(t *testing.T) {
 	if st.DroppedPoints != int64(n-kept) {
 		t.Errorf("DroppedPoints %d, want %d", st.DroppedPoints, n-kept)
 	}
-	if logs.count("spool full") == 0 {
+	if logs.Count("spool full") == 0 {
 		t.Error("drops not logged")
 	}
 }
@@ -441,7 +416,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	if !st.MemoryFallback || st.DiskErrors != 1 || st.Points != 60 || st.MemoryBytes != int64(len(lines(10, 60))) {
 		t.Errorf("disk full: %+v", st)
 	}
-	if n := logs.count("cannot write to the spool directory"); n != 1 {
+	if n := logs.Count("cannot write to the spool directory"); n != 1 {
 		t.Errorf("the failure was logged %d times, want once", n)
 	}
 	// Delivery goes on, oldest first, across disk and memory.
