@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -55,26 +56,144 @@ func cutLines(lines []byte, max int) int {
 }
 
 func (s *Spool) appendRecord(p []byte, now time.Time) {
-	r := rec{seq: s.nextSeq, at: now.UnixNano(), raw: uint32(len(p)), lines: uint32(bytes.Count(p, []byte{'\n'}))}
-	s.nextSeq++
-	// Compress into wbuf after room for the header: one buffer, one write.
-	s.wbuf = append(s.wbuf[:0], make([]byte, recHeaderLen)...)
-	var codec byte
-	s.wbuf, codec = compress(s.wbuf, p)
-	r.codec = codec
-	r.n = uint32(len(s.wbuf) - recHeaderLen)
-	s.rate.add(now, int64(r.n))
+	r := rec{at: now.UnixNano(), raw: uint32(len(p)), lines: uint32(bytes.Count(p, []byte{'\n'}))}
 	if s.failing && now.Sub(s.lastTry) >= diskRetry {
 		s.retryDisk(now)
 	}
 	if !s.failing {
-		err := s.writeRecord(r, s.wbuf)
+		n, err := s.appendToDisk(r, p)
 		if err == nil {
+			s.rate.add(now, n)
 			return
 		}
 		s.diskFailed(err, now)
 	}
+	// In memory every record is compressed alone: it is moved to a
+	// segment of its own choosing when the disk works again.
+	r.seq = s.nextSeq
+	s.nextSeq++
+	s.wbuf = append(s.wbuf[:0], make([]byte, recHeaderLen)...)
+	s.wbuf, r.codec = compress(s.wbuf, p)
+	r.n = uint32(len(s.wbuf) - recHeaderLen)
+	s.rate.add(now, int64(r.n))
 	s.holdInMemory(r, s.wbuf[recHeaderLen:])
+}
+
+// appendToDisk compresses p, with the newest segment's dictionary where it
+// has one, and writes it as record r, beginning a new segment (and its
+// dictionary) when the newest one is full. It returns the bytes stored.
+func (s *Spool) appendToDisk(r rec, p []byte) (int64, error) {
+	tail := s.tail()
+	if tail == nil || tail.v1 {
+		var err error
+		if tail, err = s.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	stored := int64(0)
+	for try := 0; ; try++ {
+		if tail.data == 0 && !tail.dictOnDisk && !tail.dictLost && (tail.dict != nil || len(p) >= minDictBytes) {
+			n, err := s.writeDict(tail, p, s.now())
+			if err != nil {
+				return stored, err
+			}
+			stored += n
+		}
+		s.wbuf = append(s.wbuf[:0], make([]byte, recHeaderLen)...)
+		if d := s.loadDict(tail); d != nil {
+			s.wbuf, r.codec = d.compress(s.wbuf, p)
+		} else {
+			s.wbuf, r.codec = compress(s.wbuf, p)
+		}
+		r.n = uint32(len(s.wbuf) - recHeaderLen)
+		if try > 0 || !s.full(tail, r.size(false)) {
+			break
+		}
+		// Full: the record goes to a new segment, with a dictionary of
+		// its own.
+		var err error
+		if tail, err = s.rotate(); err != nil {
+			return stored, err
+		}
+	}
+	r.seq = s.nextSeq
+	if err := s.writeRecord(r, s.wbuf); err != nil {
+		return stored, err
+	}
+	s.nextSeq++
+	return stored + int64(r.n), nil
+}
+
+// writeDict writes the two copies of seg's dictionary: the one it keeps
+// from before it was emptied (resetTail), or else p, which becomes its
+// dictionary. It returns the bytes stored.
+func (s *Spool) writeDict(seg *segment, p []byte, now time.Time) (int64, error) {
+	d := seg.dict
+	if d == nil {
+		d = newDictCodec(seg.num, bytes.Clone(p))
+		var codec byte
+		if d.z, codec = compress(nil, p); codec != codecZstd {
+			// Data that does not compress makes no dictionary either.
+			seg.dictLost = true
+			return 0, nil
+		}
+	}
+	buf := append(make([]byte, recHeaderLen, recHeaderLen+len(d.z)), d.z...)
+	r := rec{at: now.UnixNano(), raw: uint32(len(d.dict)), codec: codecDict, n: uint32(len(d.z))}
+	for range 2 {
+		r.seq = s.nextSeq
+		if err := s.writeRecord(r, buf); err != nil {
+			return 0, err
+		}
+		s.nextSeq++
+	}
+	if seg.dict == nil {
+		seg.dict, seg.dictAt = d, now
+	}
+	seg.dictOnDisk = true
+	return 2 * int64(r.n), nil
+}
+
+// loadDict returns seg's dictionary, reading it from the first intact copy
+// on disk the first time it is asked for (a segment from before a restart),
+// or nil when seg has none.
+func (s *Spool) loadDict(seg *segment) *dictCodec {
+	if seg.dict != nil || seg.dictLost {
+		return seg.dict
+	}
+	var why error = errNoDict
+	for _, r := range seg.recs {
+		if r.codec != codecDict {
+			continue
+		}
+		p, err := s.readRecord(nil, seg, r)
+		if err != nil {
+			why = err
+			continue
+		}
+		seg.dict = newDictCodec(seg.num, p)
+		seg.dict.z = slices.Clone(s.rbuf[recHeaderLen : recHeaderLen+int(r.n)])
+		seg.dictOnDisk, seg.dictAt = true, s.now()
+		return seg.dict
+	}
+	seg.dictLost = true
+	for _, r := range seg.recs {
+		if r.codec == codecZstdDict {
+			s.log.Error("spool: no intact copy of a segment's dictionary; the records compressed with it will be lost",
+				"file", s.segPath(seg.num), "reason", why.Error())
+			break
+		}
+	}
+	return nil
+}
+
+// dictMaxAge is how long an emptied segment keeps its dictionary.
+const dictMaxAge = time.Hour
+
+// full reports whether a record of size bytes should begin a new segment
+// rather than go to seg.
+func (s *Spool) full(seg *segment, size int64) bool {
+	return seg.data > 0 && seg.size+size > s.segBytes
 }
 
 // writeRecord writes record r, whose payload is buf[recHeaderLen:], to the
@@ -82,7 +201,7 @@ func (s *Spool) appendRecord(p []byte, now time.Time) {
 func (s *Spool) writeRecord(r rec, buf []byte) error {
 	size := r.size(false)
 	tail := s.tail()
-	if tail == nil || tail.v1 || (len(tail.recs) > 0 && tail.size+size > s.segBytes) {
+	if tail == nil || tail.v1 || (r.codec != codecDict && s.full(tail, size)) {
 		var err error
 		if tail, err = s.rotate(); err != nil {
 			return err
@@ -100,7 +219,9 @@ func (s *Spool) writeRecord(r rec, buf []byte) error {
 		// Whatever part was written lies past tail.size: the next record
 		// overwrites it, and a restart before that truncates it.
 		tail.f.Truncate(tail.size)
-		if !s.resetTail() {
+		if r.codec == codecZstdDict || r.codec == codecDict || !s.resetTail() {
+			// A record that needs the dictionary cannot go to an emptied
+			// segment, which no longer holds it.
 			return err
 		}
 		// The only segment held nothing undelivered: emptied, it may
@@ -113,6 +234,9 @@ func (s *Spool) writeRecord(r rec, buf []byte) error {
 		}
 	}
 	tail.recs = append(tail.recs, r)
+	if r.codec != codecDict {
+		tail.data++
+	}
 	tail.lines += int64(r.lines)
 	tail.size += size
 	tail.dirty = true
@@ -173,7 +297,15 @@ func (s *Spool) resetTail() bool {
 		return false
 	}
 	s.diskBytes -= seg.size - segHeaderLen
-	seg.size, seg.recs, seg.head, seg.lines = segHeaderLen, seg.recs[:0], 0, 0
+	seg.size, seg.recs, seg.head, seg.lines, seg.data = segHeaderLen, seg.recs[:0], 0, 0, 0
+	// The dictionary is kept, and written again before the next record
+	// (its encoder is the costly part to make); after an hour a new one is
+	// made from fresh data, so it follows the fleet.
+	seg.dictOnDisk, seg.dictLost = false, false
+	if seg.dict != nil && s.now().Sub(seg.dictAt) >= dictMaxAge {
+		seg.dict.close()
+		seg.dict = nil
+	}
 	return true
 }
 
@@ -181,6 +313,7 @@ func (s *Spool) resetTail() bool {
 func (s *Spool) removeHead() {
 	seg := s.segs[0]
 	seg.f.Close()
+	seg.dict.close()
 	if err := os.Remove(s.segPath(seg.num)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.logDiskError("spool: cannot remove a delivered segment", err)
 	}

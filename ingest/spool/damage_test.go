@@ -19,6 +19,17 @@ func cycle(i, gateways int) string {
 	return b.String()
 }
 
+// dataRecs returns seg's records that hold lines (not its dictionary).
+func dataRecs(seg *segment) []rec {
+	var out []rec
+	for _, r := range seg.recs {
+		if r.codec != codecDict {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // TestSpoolDamageCostsOnlyTheDamagedRecord: a flipped byte in the middle of
 // a segment, in a payload or in a header, costs the record it hits and no
 // other; a cut segment costs its last record. Each loss is counted and
@@ -50,7 +61,7 @@ func TestSpoolDamageCostsOnlyTheDamagedRecord(t *testing.T) {
 				}
 			}
 			var offs []int64
-			for _, r := range s.segs[0].recs {
+			for _, r := range dataRecs(s.segs[0]) {
 				offs = append(offs, r.off)
 			}
 			s.Close()
@@ -90,7 +101,7 @@ func TestSpoolDamageWhileRunning(t *testing.T) {
 	for i := range 5 {
 		s.Append([]byte(cycle(i, 10)))
 	}
-	r := s.segs[0].recs[2]
+	r := dataRecs(s.segs[0])[2]
 	f, err := os.OpenFile(filepath.Join(dir, "00000000000000000001.seg"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

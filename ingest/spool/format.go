@@ -26,7 +26,8 @@ import (
 //	32      4     number of lines in the payload
 //	36      4     length of the payload's line protocol, uncompressed
 //	40      4     lines of all records before this one in the segment
-//	44      1     codec: 0 line protocol as is, 1 one zstd frame
+//	44      1     codec: 0 line protocol as is, 1 one zstd frame, 2 one zstd
+//	              frame made with the segment's dictionary, 3 the dictionary
 //	45      3     zero
 //	48      n     the payload: whole lines, compressed
 //
@@ -36,6 +37,16 @@ import (
 // no other. The count of lines before each record tells how many points a
 // damaged stretch held even when its own headers are lost; the sequence
 // numbers tell how many records.
+//
+// A segment whose first record is large enough (minDictBytes) begins with
+// two copies of its dictionary, records of codec 3 and no lines: the line
+// protocol of that first record, compressed alone. The records after them
+// may be compressed with it (codec 2; codec.go says why). Reading them needs
+// one intact copy; a segment with both copies damaged loses its codec-2
+// records, counted like any damage. Dictionary records carry sequence
+// numbers like the others, so damage accounting and the cursor need no
+// special case, but they are never handed out by Peek nor counted as
+// waiting batches.
 //
 // Segments of format 1 ("P1SPOOL\x01", p1logger before compression) are
 // still read, so an upgrade keeps the spool; they are never appended to.
@@ -109,6 +120,7 @@ var (
 	errSeqBack     = errors.New("sequence number goes back")
 	errBadCodec    = errors.New("unknown codec")
 	errRawTooLarge = errors.New("uncompressed length out of range")
+	errNoDict      = errors.New("both copies of the segment's dictionary are damaged")
 )
 
 // parseRecord checks the format-2 record at the start of b, whose header
@@ -137,7 +149,7 @@ func parseRecord(b []byte, off int64) (r rec, headerOK bool, err error) {
 		before: binary.LittleEndian.Uint32(b[40:]),
 		codec:  b[44],
 	}
-	if r.codec > codecZstd {
+	if r.codec > codecDict || (r.codec == codecDict && r.lines != 0) {
 		return r, true, errBadCodec
 	}
 	if r.raw > maxRecordBytes || (r.codec == codecRaw && r.raw != r.n) {

@@ -189,7 +189,7 @@ func (m *MemBuffer) Peek(dst []byte, limit int) ([]byte, uint64) {
 			dst = append(dst, c.data...)
 		} else {
 			var err error
-			if dst, err = decompress(dst, c.z, codecZstd, c.raw); err != nil {
+			if dst, err = decompress(dst, c.z, codecZstd, c.raw, nil); err != nil {
 				// Memory does not rot; a failure here is a bug.
 				m.log.Error("write buffer: a chunk cannot be decompressed; skipped", "reason", err)
 			}

@@ -24,6 +24,12 @@ func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 	for _, seg := range s.segs {
 		for i := seg.head; i < len(seg.recs); {
 			r := seg.recs[i]
+			if r.codec == codecDict {
+				// Delivers nothing; acknowledged with what follows it.
+				token = r.seq + 1
+				i++
+				continue
+			}
 			if n > 0 && len(dst)+int(r.raw) > limit {
 				return dst, token
 			}
@@ -42,7 +48,7 @@ func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 			break
 		}
 		var err error
-		if dst, err = decompress(dst, r.data, r.rec.codec, int(r.rec.raw)); err != nil {
+		if dst, err = decompress(dst, r.data, r.rec.codec, int(r.rec.raw), nil); err != nil {
 			// Memory does not rot; a failure here is a bug, not damage.
 			s.log.Error("spool: a batch held in memory cannot be decompressed; skipped", "reason", err)
 		}
@@ -55,6 +61,13 @@ func (s *Spool) Peek(dst []byte, limit int) ([]byte, uint64) {
 // readRecord reads r of seg back from disk, checks it and appends its line
 // protocol to dst.
 func (s *Spool) readRecord(dst []byte, seg *segment, r rec) ([]byte, error) {
+	var d *dictCodec
+	if r.codec == codecZstdDict {
+		// First: loading it reads into rbuf too.
+		if d = s.loadDict(seg); d == nil {
+			return dst, errNoDict
+		}
+	}
 	size := r.size(seg.v1)
 	s.rbuf = slices.Grow(s.rbuf[:0], int(size))[:size]
 	if _, err := seg.f.ReadAt(s.rbuf, r.off); err != nil {
@@ -64,7 +77,7 @@ func (s *Spool) readRecord(dst []byte, seg *segment, r rec) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	return decompress(dst, payload, r.codec, int(r.raw))
+	return decompress(dst, payload, r.codec, int(r.raw), d)
 }
 
 // lostAtRead handles record i of seg that cannot be read back while
@@ -74,6 +87,9 @@ func (s *Spool) lostAtRead(seg *segment, i int, why error) {
 	r := seg.recs[i]
 	s.pend.sub(r)
 	seg.recs = slices.Delete(seg.recs, i, i+1)
+	if r.codec != codecDict {
+		seg.data--
+	}
 	s.corruptRecords.Add(1)
 	s.corruptPoints.Add(int64(r.lines))
 	if ok, suppressed := s.corruptLg.Allow(time.Now(), 10*time.Second); ok {

@@ -170,6 +170,9 @@ func scan(data []byte, minSeq uint64, seg *segment) []damage {
 		}
 		if err == nil {
 			seg.recs = append(seg.recs, r)
+			if r.codec != codecDict {
+				seg.data++
+			}
 			seg.lines = int64(r.before) + int64(r.lines)
 			prev = &seg.recs[len(seg.recs)-1]
 			minSeq = r.seq + 1
@@ -232,6 +235,7 @@ func scanV1(data []byte, minSeq uint64, seg *segment) []damage {
 			return []damage{{from: off, to: int64(len(data)), records: 1, points: -1, why: err}}
 		}
 		seg.recs = append(seg.recs, r)
+		seg.data++
 		minSeq = r.seq + 1
 		off += r.size(true)
 	}

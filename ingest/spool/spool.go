@@ -177,6 +177,14 @@ type segment struct {
 	head  int   // recs[:head] were delivered (only ever > 0 in segs[0])
 	lines int64 // lines of every record written to it, for rec.before
 	dirty bool  // written since the last fsync
+	data  int   // records in recs that hold lines (not dictionaries)
+
+	// dict is the segment's dictionary once known (loadDict); dictLost
+	// says that it has none usable; dictAt is when it was made.
+	dict       *dictCodec
+	dictLost   bool
+	dictOnDisk bool // the copies of dict are in the file
+	dictAt     time.Time
 }
 
 // totals counts records.
@@ -185,6 +193,10 @@ type totals struct {
 }
 
 func (t *totals) add(r rec) {
+	if r.codec == codecDict {
+		t.stored += int64(r.n)
+		return
+	}
 	t.records++
 	t.lines += int64(r.lines)
 	t.raw += int64(r.raw)
@@ -192,6 +204,10 @@ func (t *totals) add(r rec) {
 }
 
 func (t *totals) sub(r rec) {
+	if r.codec == codecDict {
+		t.stored -= int64(r.n)
+		return
+	}
 	t.records--
 	t.lines -= int64(r.lines)
 	t.raw -= int64(r.raw)
@@ -295,6 +311,7 @@ func (s *Spool) Close() error {
 func (s *Spool) closeFiles() {
 	for _, seg := range s.segs {
 		seg.f.Close()
+		seg.dict.close()
 	}
 	if s.cursor != nil {
 		s.cursor.Close()
