@@ -34,6 +34,7 @@ type rawConfig struct {
 	IdleTimeout     string `env:"P1_IDLE_TIMEOUT" envDefault:"10s"`
 	SpoolDir        string `env:"P1_SPOOL_DIR"`
 	SpoolMaxBytes   string `env:"P1_SPOOL_MAX_BYTES"`
+	SpoolMaxAge     string `env:"P1_SPOOL_MAX_AGE" envDefault:"24h"`
 	// P1_HTTP_ADDR has no envDefault: the library would also apply it to an
 	// empty value, and empty means "disabled". loadConfig applies ":9188"
 	// only when the variable is not set at all.
@@ -62,7 +63,8 @@ type config struct {
 	InfluxBucket   string
 	Location       *time.Location
 	SpoolDir       string
-	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (the spool's default)
+	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (sized from SpoolMaxAge)
+	SpoolMaxAge    time.Duration
 	HTTPAddr       string // empty: no HTTP server
 	HTTPToken      string // empty: HTTP open to anyone who reaches it
 	LogLevel       slog.Level
@@ -155,6 +157,12 @@ func loadConfig(environ []string) (*config, error) {
 			return nil, fmt.Errorf("P1_SPOOL_MAX_BYTES: %q is too small; want at least 1MiB", raw.SpoolMaxBytes)
 		}
 		cfg.SpoolMaxBytes = n
+	}
+	if cfg.SpoolMaxAge, err = time.ParseDuration(raw.SpoolMaxAge); err != nil || cfg.SpoolMaxAge <= 0 {
+		return nil, fmt.Errorf("P1_SPOOL_MAX_AGE: %q is not a positive duration; want the outage the write buffer must hold, such as 24h or 72h", raw.SpoolMaxAge)
+	}
+	if cfg.SpoolMaxAge < time.Minute || cfg.SpoolMaxAge > maxSpoolMaxAge {
+		return nil, fmt.Errorf("P1_SPOOL_MAX_AGE: %q is out of range; want between 1m and 744h (31 days)", raw.SpoolMaxAge)
 	}
 
 	cfg.HTTPAddr = raw.HTTPAddr
@@ -344,6 +352,10 @@ func redactURL(u string) string {
 	}
 	return scheme + "xxxxx@" + u[at+1:]
 }
+
+// maxSpoolMaxAge bounds P1_SPOOL_MAX_AGE: a longer outage is better fixed
+// than buffered, and InfluxDB would take days to take the backlog in.
+const maxSpoolMaxAge = 31 * 24 * time.Hour
 
 // minSpoolMaxBytes is the smallest P1_SPOOL_MAX_BYTES: a spool that holds
 // less than minutes of a few meters is a mistake.

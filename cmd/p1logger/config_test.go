@@ -32,6 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 		InfluxURL:      "http://localhost:8086",
 		InfluxBucket:   "p1",
 		Location:       time.Local,
+		SpoolMaxAge:    24 * time.Hour,
 		HTTPAddr:       ":9188",
 		LogLevel:       slog.LevelInfo,
 	}
@@ -128,6 +129,10 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{gw, "P1_SPOOL_MAX_BYTES=lots"}, `P1_SPOOL_MAX_BYTES: "lots" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
 		{[]string{gw, "P1_SPOOL_MAX_BYTES=-5MB"}, `P1_SPOOL_MAX_BYTES: "-5MB" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
 		{[]string{gw, "P1_SPOOL_MAX_BYTES=512KiB"}, `P1_SPOOL_MAX_BYTES: "512KiB" is too small; want at least 1MiB`},
+		{[]string{gw, "P1_SPOOL_MAX_AGE=a day"}, `P1_SPOOL_MAX_AGE: "a day" is not a positive duration; want the outage the write buffer must hold, such as 24h or 72h`},
+		{[]string{gw, "P1_SPOOL_MAX_AGE=-1h"}, `P1_SPOOL_MAX_AGE: "-1h" is not a positive duration; want the outage the write buffer must hold, such as 24h or 72h`},
+		{[]string{gw, "P1_SPOOL_MAX_AGE=30s"}, `P1_SPOOL_MAX_AGE: "30s" is out of range; want between 1m and 744h (31 days)`},
+		{[]string{gw, "P1_SPOOL_MAX_AGE=800h"}, `P1_SPOOL_MAX_AGE: "800h" is out of range; want between 1m and 744h (31 days)`},
 		{[]string{gw, "P1_HTTP_ADDR=9188"}, `P1_HTTP_ADDR: "9188" is not host:port; want e.g. :9188 or 127.0.0.1:9188 (empty disables)`},
 		{[]string{gw, "P1_LOG_LEVEL=verbose"}, `P1_LOG_LEVEL: "verbose" is not a level; want debug, info, warn or error`},
 		{[]string{gw, "P1_LOG_FORMAT=xml"}, `P1_LOG_FORMAT: "xml" is not a format; want text or json`},

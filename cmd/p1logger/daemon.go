@@ -17,10 +17,6 @@ import (
 )
 
 const (
-	// memBufferBytes bounds the in-memory write buffer: at one 600-byte
-	// point per gateway per 5 s cycle, a day of one meter, or minutes of
-	// thousands.
-	memBufferBytes = 64 << 20
 	// drainTimeout bounds the final flush to InfluxDB at shutdown, well
 	// inside the 30 s a container runtime waits after SIGTERM.
 	drainTimeout = 10 * time.Second
@@ -118,7 +114,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(r.Run(ctx)) })
 	}
 	if ln != nil {
-		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr}
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr, cycle: cfg.Cycle}
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 
@@ -164,31 +160,65 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 // second instance on the same directory is the common case).
 func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, string, func()) {
 	blog := log.With("component", "buffer")
+	room := int64(0)
+	if cfg.SpoolDir != "" {
+		room = diskRoom(cfg.SpoolDir)
+	}
+	plan := planBuffer(len(cfg.Gateways), cfg.Cycle, cfg.SpoolMaxAge, cfg.SpoolMaxBytes, room, memoryLimit())
+	memory := func(why string) (ingest.Buffer, string, func()) {
+		logCapacity(log, "memory", plan, plan.Mem, plan.MemAge, len(cfg.Gateways), cfg.Cycle,
+			"set P1_SPOOL_DIR for a buffer on disk that holds more and survives restarts")
+		mb := spool.NewMemBuffer(int(plan.Mem), 1<<20, blog)
+		mb.ExpectRate(plan.Rate)
+		return mb, why, func() {}
+	}
 	if cfg.SpoolDir == "" {
 		if cfg.SpoolMaxBytes != 0 {
 			log.Warn("P1_SPOOL_MAX_BYTES has no effect without P1_SPOOL_DIR")
 		}
-		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)",
-			"max_bytes", memBufferBytes)
-		return spool.NewMemBuffer(memBufferBytes, 1<<20, blog), "", func() {}
+		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)")
+		return memory("")
 	}
 	sp, err := spool.Open(spool.Config{
-		Dir:         cfg.SpoolDir,
-		MaxBytes:    cfg.SpoolMaxBytes,
-		MemoryBytes: memBufferBytes,
-		Logger:      blog,
+		Dir:          cfg.SpoolDir,
+		MaxBytes:     plan.Disk,
+		MemoryBytes:  plan.Mem,
+		ExpectedRate: plan.Rate,
+		Logger:       blog,
 	})
 	if err != nil {
 		log.Error("P1_SPOOL_DIR cannot be used; points waiting for influxdb are held in memory only and lost on restart",
-			"dir", cfg.SpoolDir, "reason", err, "max_bytes", memBufferBytes)
-		return spool.NewMemBuffer(memBufferBytes, 1<<20, blog), err.Error(), func() {}
+			"dir", cfg.SpoolDir, "reason", err)
+		return memory(err.Error())
 	}
-	log.Info("write buffer on disk", "dir", cfg.SpoolDir, "max_bytes", sp.Stats().MaxBytes)
+	hint := "free disk space or lower P1_SPOOL_MAX_AGE"
+	if plan.Explicit {
+		hint = "raise P1_SPOOL_MAX_BYTES or unset it to size the spool from P1_SPOOL_MAX_AGE"
+	}
+	log.Info("write buffer on disk", "dir", cfg.SpoolDir)
+	logCapacity(log, "disk", plan, sp.Stats().MaxBytes, plan.DiskAge, len(cfg.Gateways), cfg.Cycle, hint)
 	return sp, "", func() {
 		if err := sp.Close(); err != nil {
 			log.Error("spool: close", "reason", err)
 		}
 	}
+}
+
+// logCapacity logs at start how long an outage the write buffer holds, by
+// the estimate: as information when it holds P1_SPOOL_MAX_AGE, as a
+// warning with what to do when its bound is smaller.
+func logCapacity(log *slog.Logger, where string, plan bufferPlan, bytes int64, holds time.Duration, gateways int, cycle time.Duration, hint string) {
+	args := []any{"buffer", where, "max_bytes", bytes, "holds", fmtLeft(holds), "gateways", gateways, "cycle", cycle,
+		"needs_bytes", plan.Want}
+	if where == "disk" && plan.DiskCap > 0 {
+		args = append(args, "disk_ceiling_bytes", plan.DiskCap)
+	}
+	if holds >= plan.Age {
+		log.Info("write buffer holds an outage of P1_SPOOL_MAX_AGE", append(args, "P1_SPOOL_MAX_AGE", plan.Age.String())...)
+		return
+	}
+	log.Warn("write buffer holds a shorter outage than P1_SPOOL_MAX_AGE; "+hint,
+		append(args, "P1_SPOOL_MAX_AGE", plan.Age.String())...)
 }
 
 // allInterfaces reports whether the listen address addr (host:port) takes

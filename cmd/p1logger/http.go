@@ -28,6 +28,7 @@ type status struct {
 	// spoolErr says why P1_SPOOL_DIR is not used (locked by another
 	// process, unwritable); empty when it is, or when none is set.
 	spoolErr string
+	cycle    time.Duration // P1_CYCLE: delivery within two of them is not behind
 }
 
 func (s *status) handler() http.Handler {
@@ -112,9 +113,29 @@ func (s *status) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "ready: influxdb reachable, %d of %d gateways connected%s\n", connected, len(s.gateways), warning)
 }
 
+// bufferLine says in words where the write buffer is, how much longer an
+// outage it can absorb and how far behind delivery is.
+func bufferLine(b ingest.BufferStats, now time.Time, cycle time.Duration) string {
+	where := "in memory (lost on restart)"
+	if b.Durable {
+		where = "on disk"
+	}
+	line := fmt.Sprintf("%s, %d points waiting in %d of %d bytes", where, b.Points, b.StoredBytes, b.Capacity)
+	if left, ok := b.TimeLeft(); ok {
+		line += ", holds " + fmtLeft(left) + " more of outage at the current rate"
+	}
+	if lag := deliveryLag(b.Oldest, now, cycle); lag > 0 {
+		line += ", delivery " + fmtLeft(time.Duration(lag*float64(time.Second))) + " behind"
+	}
+	return line
+}
+
 // fmtLeft writes an outage capacity as people read it: "12 h 40 min".
 func fmtLeft(d time.Duration) string {
 	m := int64(d / time.Minute)
+	if m == 0 {
+		return fmt.Sprintf("%d s", int64(d/time.Second))
+	}
 	if m < 60 {
 		return fmt.Sprintf("%d min", m)
 	}
@@ -281,6 +302,7 @@ func (s *status) index(w http.ResponseWriter, r *http.Request) {
 	if ws.Failing {
 		fmt.Fprintf(w, ", FAILING: %s", ws.LastError)
 	}
+	io.WriteString(w, "\nWrite buffer: "+bufferLine(ws.Buffer, now, s.cycle))
 	fmt.Fprintf(w, "\n\n%-20s %-24s %-10s %10s %6s %6s %6s %s\n", "gateway", "address", "state", "telegrams", "crc", "parse", "redial", "last telegram")
 	for _, g := range s.gateways {
 		st := g.Stats()

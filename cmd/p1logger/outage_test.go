@@ -173,6 +173,19 @@ func TestOutage(t *testing.T) {
 			if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "influxdb unreachable") {
 				t.Errorf("/readyz during the outage: %d %q", code, body)
 			}
+			// The status says how far behind delivery is (8 s of outage)
+			// and how much more the buffer holds, in the API and in words.
+			var live liveStatus
+			if code, body := get(t, base+"/api/v1/status"); code != 200 || json.Unmarshal([]byte(body), &live) != nil {
+				t.Errorf("/api/v1/status during the outage: %d %q", code, body)
+			}
+			if in := live.Influx; in.DeliveryLagS < 5 || in.DeliveryLagS > 30 || in.WaitingPoints < 20 || in.BufferDurable != tc.spool ||
+				in.BufferTimeLeftS == nil || *in.BufferTimeLeftS < 3600 {
+				t.Errorf("/api/v1/status during the outage: %+v (time left %v)", in, in.BufferTimeLeftS)
+			}
+			if _, body := get(t, base+"/status.txt"); !strings.Contains(body, " behind") || !strings.Contains(body, "more of outage at the current rate") {
+				t.Errorf("/status.txt during the outage does not say how far behind delivery is and what the buffer holds:\n%s", body)
+			}
 			if v := metric(t, m, telegrams) - before; v < 11 {
 				t.Errorf("readers slowed down during the outage: %v telegrams in 8 s at %s", v, simInterval)
 			}

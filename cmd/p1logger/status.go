@@ -76,6 +76,14 @@ type liveInflux struct {
 	BufferedBytes int    `json:"buffered_bytes"`
 	Failing       bool   `json:"failing"`
 	LastError     string `json:"last_error,omitempty"`
+	// BufferTimeLeftS is how long an outage the write buffer can still
+	// absorb at the current rate; absent until the rate is known.
+	BufferTimeLeftS *float64 `json:"buffer_time_left_s,omitempty"`
+	BufferDurable   bool     `json:"buffer_durable"` // on disk (P1_SPOOL_DIR): survives restarts
+	// DeliveryLagS is the age of the oldest point waiting for InfluxDB,
+	// 0 while delivery keeps up (nothing older than two cycles waits).
+	DeliveryLagS  float64 `json:"delivery_lag_s"`
+	WaitingPoints int64   `json:"waiting_points"`
 }
 
 type liveGateway struct {
@@ -94,10 +102,16 @@ func (s *status) live(now time.Time) liveStatus {
 	out := liveStatus{Now: now, UptimeS: now.Sub(s.started).Seconds(), Gateways: make([]liveGateway, 0, len(s.gateways))}
 	if s.writer != nil {
 		ws := s.writer.Stats()
-		out.Influx = liveInflux{Points: ws.Points, BufferedBytes: ws.BufferedBytes, Failing: ws.Failing}
+		out.Influx = liveInflux{Points: ws.Points, BufferedBytes: ws.BufferedBytes, Failing: ws.Failing,
+			BufferDurable: ws.Buffer.Durable, WaitingPoints: ws.Buffer.Points}
 		if ws.Failing {
 			out.Influx.LastError = ws.LastError
 		}
+		if left, ok := ws.Buffer.TimeLeft(); ok {
+			sec := left.Seconds()
+			out.Influx.BufferTimeLeftS = &sec
+		}
+		out.Influx.DeliveryLagS = deliveryLag(ws.Buffer.Oldest, now, s.cycle)
 	}
 	energy := map[string]*liveGateway{}
 	for _, g := range s.gateways {
@@ -124,6 +138,20 @@ func (s *status) live(now time.Time) liveStatus {
 		}
 	}
 	return out
+}
+
+// deliveryLag is how far behind delivery is at now when the oldest point
+// waiting was appended at oldest: 0 while nothing older than two cycles
+// waits (a batch is in flight every cycle).
+func deliveryLag(oldest, now time.Time, cycle time.Duration) float64 {
+	if oldest.IsZero() {
+		return 0
+	}
+	lag := now.Sub(oldest)
+	if lag < 2*cycle || lag <= 0 {
+		return 0
+	}
+	return lag.Seconds()
 }
 
 // newGatewayJSON is g's entry of /api/v1/gateways at now.

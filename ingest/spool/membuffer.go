@@ -68,6 +68,14 @@ func NewMemBuffer(maxBytes, chunkBytes int, log *slog.Logger) *MemBuffer {
 	return &MemBuffer{max: maxBytes, maxChunk: chunkBytes, log: log, notify: make(chan struct{}, 1), nextSeq: 1}
 }
 
+// ExpectRate sets the stored bytes per second Stats().AppendRate assumes
+// until the rate is measured. Call it before the first Append.
+func (m *MemBuffer) ExpectRate(bytesPerSecond float64) {
+	m.mu.Lock()
+	m.rate.expect = max(bytesPerSecond, 0)
+	m.mu.Unlock()
+}
+
 // Append stores a copy of lines, which must be whole lines each ending in
 // "\n". It never waits and never fails: when the buffer is full it drops
 // its oldest chunks, counts and logs them.

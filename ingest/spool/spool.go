@@ -51,6 +51,10 @@ type Config struct {
 	// while the disk cannot be written (full, read-only, failing).
 	// Default 64 MiB.
 	MemoryBytes int64
+	// ExpectedRate is the stored bytes per second to assume for
+	// Stats().AppendRate until the rate is measured (EstimateBytes over a
+	// second). Optional.
+	ExpectedRate float64
 	// Logger receives recoveries, drops and disk errors. Default slog.Default().
 	Logger *slog.Logger
 
@@ -256,6 +260,7 @@ func Open(cfg Config) (*Spool, error) {
 		open:     cfg.openFile,
 		now:      cfg.now,
 		notify:   make(chan struct{}, 1),
+		rate:     rateMeter{expect: max(cfg.ExpectedRate, 0)},
 	}
 	if cfg.RecordBytes <= 0 {
 		cfg.RecordBytes = 1 << 20

@@ -568,6 +568,16 @@ func FuzzSpoolOpen(f *testing.F) {
 	seed, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%020d%s", 1, segSuffix)))
 	f.Add(seed)
 	f.Add(seed[:len(seed)-1])
+	// A segment with a dictionary (two copies, then records that use it).
+	ddir := f.TempDir()
+	if s, err = Open(Config{Dir: ddir, Logger: discardLogger()}); err != nil {
+		f.Fatal(err)
+	}
+	s.Append([]byte(cycle(0, 4)))
+	s.Append([]byte(cycle(1, 4)))
+	s.Close()
+	dseed, _ := os.ReadFile(filepath.Join(ddir, fmt.Sprintf("%020d%s", 1, segSuffix)))
+	f.Add(dseed)
 	f.Add([]byte(segMagic))
 	f.Add([]byte("P1SP"))
 	f.Add([]byte("not a spool"))

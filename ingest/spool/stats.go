@@ -18,7 +18,9 @@ type Stats struct {
 	// memory while the disk fails), the memory bound for a MemBuffer.
 	Capacity int64
 	// AppendRate is the stored bytes appended per second, over about the
-	// last minutes: what an outage costs at the current rate. 0 until known.
+	// last minutes: what an outage costs at the current rate. Until 10 s
+	// of appends are measured, the expected rate given at start (0 when
+	// none was).
 	AppendRate float64
 
 	// The rest is for a durable Spool only.
@@ -50,9 +52,10 @@ func (s Stats) TimeLeft() (time.Duration, bool) {
 // rateMeter measures bytes per second over windows of a minute, smoothed,
 // so that one large cycle does not swing the estimate.
 type rateMeter struct {
-	start time.Time
-	bytes int64
-	rate  float64
+	start  time.Time
+	bytes  int64
+	rate   float64
+	expect float64 // bytes per second to assume until measured (0: unknown)
 }
 
 const rateWindow = time.Minute
@@ -82,7 +85,7 @@ func (m *rateMeter) get(now time.Time) float64 {
 	if d := now.Sub(m.start); !m.start.IsZero() && d >= 10*time.Second {
 		return float64(m.bytes) / d.Seconds()
 	}
-	return 0
+	return m.expect
 }
 
 // Bytes returns the line protocol waiting, on disk and in memory.
