@@ -63,7 +63,7 @@ type config struct {
 	InfluxBucket   string
 	Location       *time.Location
 	SpoolDir       string
-	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (sized from SpoolMaxAge)
+	SpoolMaxBytes  int64 // 0: P1_SPOOL_MAX_BYTES not set (sized from SpoolMaxAge)
 	SpoolMaxAge    time.Duration
 	HTTPAddr       string // empty: no HTTP server
 	HTTPToken      string // empty: HTTP open to anyone who reaches it
