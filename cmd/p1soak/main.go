@@ -166,6 +166,15 @@ type watch struct {
 	restartedAt     time.Time // InfluxDB back
 	drainedAt       time.Time // spool empty after that
 	lastMetrics     string
+
+	// The spool's stored bytes and waiting points at its peak, for the
+	// stored bytes per point.
+	peakStored, peakStoredPoints, peakStoredRaw float64
+	// Replay: from the first scrape after the restart that saw points
+	// written, to the drain.
+	replayFrom        time.Time
+	replayFromWritten float64
+	replayedWritten   float64 // points written by the drain
 }
 
 func soak(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, error) {
@@ -321,8 +330,20 @@ func soak(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, erro
 		sb, sp := metric(m, "p1logger_spool_bytes"), metric(m, "p1logger_spool_points")
 		w.peakSpoolBytes, w.peakSpoolPoints = max(w.peakSpoolBytes, sb), max(w.peakSpoolPoints, sp)
 		w.peakBacklog = max(w.peakBacklog, metric(m, "p1logger_write_buffer_bytes"))
+		if st := metric(m, "p1logger_spool_stored_bytes"); st > w.peakStored {
+			w.peakStored, w.peakStoredPoints, w.peakStoredRaw = st, sp, metric(m, "p1logger_write_buffer_bytes")
+		}
+		written := metric(m, "p1logger_points_written_total")
+		if !w.restartedAt.IsZero() && w.replayFrom.IsZero() {
+			if w.replayFromWritten == 0 {
+				w.replayFromWritten = written
+			} else if written > w.replayFromWritten {
+				w.replayFrom, w.replayFromWritten = now, written
+			}
+		}
 		if !w.restartedAt.IsZero() && w.drainedAt.IsZero() && metric(m, "p1logger_spool_batches") <= 1 && metric(m, "p1logger_write_failing") == 0 {
 			w.drainedAt = time.Now()
+			w.replayedWritten = written
 			say("backlog delivered %s after InfluxDB came back (%v points replayed)",
 				w.drainedAt.Sub(w.restartedAt).Round(100*time.Millisecond), metric(m, "p1logger_spool_replayed_points_total"))
 		}
@@ -378,7 +399,48 @@ func soak(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, erro
 		return false, fmt.Errorf("p1logger did not exit within 30s of SIGTERM; see %s", logPath)
 	}
 
-	return report(ctx, o, srv, bucket, gws, &w, produced, peakRSS, m, logPath, stdout)
+	ceiling := 0.0
+	if o.outageFor > 0 {
+		say("measuring InfluxDB's own write ceiling for 15 s")
+		if ceiling, err = writeCeiling(ctx, srv, len(gws), 15*time.Second); err != nil {
+			say("write ceiling not measured: %v", err)
+		}
+	}
+	return report(ctx, o, srv, bucket, gws, &w, produced, peakRSS, ceiling, m, logPath, stdout)
+}
+
+// writeCeiling measures how many points per second InfluxDB takes from one
+// writer posting 1 MiB batches one after the other, as p1logger's writer
+// does, for d: p1 lines shaped like p1logger's (the same measurement, tags
+// and 25 fields), for gateways meters, into a database of their own.
+func writeCeiling(ctx context.Context, srv *influxtest.Server, gateways int, d time.Duration) (float64, error) {
+	if err := srv.CreateDatabase(ctx, "ceiling"); err != nil {
+		return 0, err
+	}
+	const line = "p1,gateway=ceil%d,meter_id=1SAG30170%05d taken_t1_kwh=%d.%03d,taken_t2_kwh=13795.790,taken_kwh=28516.228," +
+		"injected_t1_kwh=0.000,injected_t2_kwh=0.000,injected_kwh=0.000,power_taken_w=%d,power_injected_w=0,power_net_w=220," +
+		"power_taken_l1_w=93,power_taken_l2_w=64,power_taken_l3_w=63,power_injected_l1_w=0,power_injected_l2_w=0,power_injected_l3_w=0," +
+		"voltage_l1_v=229.5,voltage_l2_v=230.1,voltage_l3_v=230.0,current_l1_a=0.42,current_l2_a=0.29,current_l3_a=0.28,tariff=2i," +
+		"demand_avg_w=223,demand_max_month_w=3733 %d\n"
+	start := time.Now()
+	ts := start.Add(-24 * time.Hour).UnixNano()
+	points, i := 0, 0
+	var b []byte
+	for time.Since(start) < d {
+		b = b[:0]
+		n := 0
+		for len(b) < 1<<20-1024 {
+			g := i % max(gateways, 1)
+			b = fmt.Appendf(b, line, g, g, 14720+i/max(gateways, 1), i%1000, 100+i%3000, ts+int64(i/max(gateways, 1))*int64(time.Second))
+			i++
+			n++
+		}
+		if err := srv.WriteLines(ctx, "ceiling/autogen", b); err != nil {
+			return 0, err
+		}
+		points += n
+	}
+	return float64(points) / time.Since(start).Seconds(), nil
 }
 
 func influxDown(srv *influxtest.Server, mode string) error {
@@ -402,7 +464,7 @@ func influxUp(ctx context.Context, srv *influxtest.Server, mode string) error {
 
 // report reads the points back, compares and prints the summary.
 func report(ctx context.Context, o *options, srv *influxtest.Server, bucket string, gws []*gateway, w *watch,
-	produced, peakRSS float64, m, logPath string, out io.Writer) (bool, error) {
+	produced, peakRSS, ceiling float64, m, logPath string, out io.Writer) (bool, error) {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	rows, err := srv.Flux(qctx, fmt.Sprintf(`from(bucket: %q) |> range(start: 2000-01-01T00:00:00Z)
@@ -457,6 +519,18 @@ func report(ctx context.Context, o *options, srv *influxtest.Server, bucket stri
 		w.peakSpoolBytes, w.peakSpoolPoints, w.peakBacklog)
 	if o.outageFor > 0 && !w.drainedAt.IsZero() {
 		fmt.Fprintf(out, "backlog delivered:               %s after InfluxDB came back\n", w.drainedAt.Sub(w.restartedAt).Round(100*time.Millisecond))
+	}
+	if w.peakStoredPoints > 0 {
+		fmt.Fprintf(out, "spool stored per waiting point:  %.1f bytes (%.1f bytes of line protocol; at the peak, %.0f points in %.0f bytes)\n",
+			w.peakStored/w.peakStoredPoints, w.peakStoredRaw/w.peakStoredPoints, w.peakStoredPoints, w.peakStored)
+	}
+	if !w.replayFrom.IsZero() && w.drainedAt.After(w.replayFrom) {
+		rate := (w.replayedWritten - w.replayFromWritten) / w.drainedAt.Sub(w.replayFrom).Seconds()
+		fmt.Fprintf(out, "replay rate:                     %.0f points/s written while the backlog drained\n", rate)
+		if ceiling > 0 {
+			fmt.Fprintf(out, "InfluxDB write ceiling:          %.0f points/s (1 MiB batches of the same line protocol, one writer, after p1logger stopped): replay at %.0f%%\n",
+				ceiling, 100*rate/ceiling)
+		}
 	}
 	fmt.Fprintf(out, "replayed points:                 %.0f\n", metric(m, "p1logger_spool_replayed_points_total"))
 	fmt.Fprintf(out, "dropped points:                  %.0f\n", metric(m, "p1logger_points_dropped_total"))
