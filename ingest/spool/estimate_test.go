@@ -12,11 +12,11 @@ func TestEstimate(t *testing.T) {
 		age      time.Duration
 		want     int64
 	}{
-		{1, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 48)},
-		{1000, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 48000)},
-		{10000, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 480000)},
-		{5000, 4500 * time.Millisecond, 24 * time.Hour, 19200 * (68 + 240000)},
-		{5000, 4500 * time.Millisecond, 10 * time.Second, 3 * (68 + 240000)}, // a started cycle counts
+		{1, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 64)},
+		{1000, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 64000)},
+		{10000, 5 * time.Second, 24 * time.Hour, 17280 * (68 + 640000)},
+		{5000, 4500 * time.Millisecond, 24 * time.Hour, 19200 * (68 + 320000)},
+		{5000, 4500 * time.Millisecond, 10 * time.Second, 3 * (68 + 320000)}, // a started cycle counts
 		{0, 5 * time.Second, time.Hour, 0},
 	}
 	for _, tc := range tests {

@@ -13,9 +13,9 @@ import (
 )
 
 // DefaultMaxBytes bounds a Spool when Config.MaxBytes is 0. p1logger sizes
-// its spool in time (P1_SPOOL_MAX_AGE) and passes the bytes that takes;
-// this default is for other callers: compressed, it holds about 4 million
-// points, a day of 45 gateways at a 5 s cycle.
+// its spool in time (P1_SPOOL_MAX_AGE) and passes the bytes that takes,
+// with this as the floor: by EstimateBytes it holds a day of 120 gateways
+// at a 5 s cycle (about 58 days of one).
 const DefaultMaxBytes = 128 << 20
 
 // MinMaxBytes is the smallest size bound Open accepts.
