@@ -386,6 +386,7 @@ func soak(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, erro
 	}
 	if w.drainedAt.IsZero() && metric(m, "p1logger_spool_batches") == 0 {
 		w.drainedAt = time.Now()
+		w.replayedWritten = metric(m, "p1logger_points_written_total")
 	}
 	peakRSS := readVmHWM(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
