@@ -48,7 +48,7 @@ type HomeWizard struct {
 	feed   *feed
 	ln     net.Listener
 	cert   *x509.Certificate // API 2
-	latest atomic.Pointer[hwTelegram]
+	latest atomic.Pointer[onceSent]
 
 	requests, refused atomic.Uint64
 	running           atomic.Bool
@@ -174,7 +174,7 @@ func (h *HomeWizard) Run(ctx context.Context) error {
 					s.Frame, s.Written, s.CRC = b, len(b), false
 				}
 			}
-			h.latest.Store(&hwTelegram{Sent: s})
+			h.latest.Store(&onceSent{Sent: s})
 		})
 	})
 	wg.Go(func() {
@@ -192,10 +192,18 @@ func (h *HomeWizard) Run(ctx context.Context) error {
 	return err
 }
 
-// hwTelegram is the newest telegram and whether OnSend has seen it.
-type hwTelegram struct {
+// onceSent is a telegram handed to several clients, and whether OnSend
+// has seen it.
+type onceSent struct {
 	Sent
 	reported atomic.Bool
+}
+
+// report calls OnSend the first time only.
+func (f *feed) report(s *onceSent) {
+	if !s.reported.Swap(true) {
+		f.sent(s.Sent)
+	}
 }
 
 // v2 checks the token and API version header as an API 2 device does.
@@ -223,9 +231,7 @@ func (h *HomeWizard) telegram(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	h.requests.Add(1)
-	if !s.reported.Swap(true) {
-		h.feed.sent(s.Sent)
-	}
+	h.feed.report(s)
 	w.Header().Set("Content-Type", "text/plain")
 	w.Write(s.Frame)
 }
