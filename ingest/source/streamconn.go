@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"sync"
@@ -173,5 +172,3 @@ func (c *streamConn) Close() error {
 	return nil
 }
 
-// isClosed reports whether err is the end that Close causes.
-func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
