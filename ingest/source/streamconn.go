@@ -62,6 +62,11 @@ func (c *streamConn) feed(ctx context.Context, b []byte) error {
 		return nil
 	}
 	select {
+	case <-c.done:
+		return errConnClosed
+	default:
+	}
+	select {
 	case c.chunks <- b:
 		return nil
 	case <-c.done:
@@ -171,4 +176,3 @@ func (c *streamConn) Close() error {
 	})
 	return nil
 }
-
