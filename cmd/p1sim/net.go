@@ -145,7 +145,9 @@ func readFlagSecret(flagName, path string) (string, error) {
 }
 
 // runner is a gateway of a mode other than tcp.
-type runner interface{ Run(ctx context.Context) error }
+type runner interface {
+	Run(ctx context.Context) error
+}
 
 // serveNet runs the gateway of o's mode until ctx is done and returns the
 // exit status.
