@@ -166,17 +166,23 @@ func (h *HomeWizard) Run(ctx context.Context) error {
 	// Handshakes that a client refuses (a pinned certificate, plain HTTP)
 	// are the client's to report.
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		h.feed.run(ctx, h.cfg.FirstAfter, func(s Sent) {
-			if h.cfg.NoCRC {
-				if b, err := stripCRC(s.Frame); err == nil {
-					s.Frame, s.Written, s.CRC = b, len(b), false
-				}
+	store := func(s Sent) {
+		if h.cfg.NoCRC {
+			if b, err := stripCRC(s.Frame); err == nil {
+				s.Frame, s.Written, s.CRC = b, len(b), false
 			}
-			h.latest.Store(&onceSent{Sent: s})
-		})
-	})
+		}
+		h.latest.Store(&onceSent{Sent: s})
+	}
+	first := h.cfg.FirstAfter
+	if first == 0 {
+		// Before serving: a client that connected since NewHomeWizard must
+		// not see the 503 of a device without telegrams.
+		store(h.feed.meter.Render(h.feed.cfg.Now()))
+		first = h.feed.cfg.Interval
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { h.feed.run(ctx, first, store) })
 	wg.Go(func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
