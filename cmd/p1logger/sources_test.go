@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest/source"
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/internal/mosquittotest"
 	"github.com/p1logger/p1logger/sim"
@@ -211,5 +212,127 @@ func TestSourcesEndToEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// gatewayState returns the one gateway of /api/v1/gateways.
+func gatewayState(t *testing.T, base string) map[string]any {
+	t.Helper()
+	_, js := get(t, base+"/api/v1/gateways")
+	var api struct {
+		Gateways []map[string]any `json:"gateways"`
+	}
+	if err := json.Unmarshal([]byte(js), &api); err != nil || len(api.Gateways) != 1 {
+		t.Fatalf("/api/v1/gateways: %v\n%s", err, js)
+	}
+	return api.Gateways[0]
+}
+
+// TestWebSocketDongleFull: a dongle that already serves its clients closes
+// p1logger's connection with 1008; the gateway shows the reason, is
+// disconnected, and is redialled with backoff (not in a loop); once a place
+// is free, readings arrive.
+func TestWebSocketDongleFull(t *testing.T) {
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	var store sentStore
+	w, err := sim.NewWebSocket(sim.WebSocketConfig{MaxClients: 1,
+		FeedConfig: sim.FeedConfig{Interval: 300 * time.Millisecond, Meter: sim.MeterConfig{Name: "full"}, OnSend: store.add}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runFor(t, w.Run)
+	// Another app holds the only place.
+	other, err := source.Parse(w.URL(), source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := other.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := startDaemon(t, []string{
+		"P1_GATEWAYS=meter=" + w.URL(),
+		"P1_INFLUX_URL=" + srv.URL(),
+		"P1_INFLUX_BUCKET=" + bucket,
+		"P1_CYCLE=400ms",
+	})
+	base := "http://" + addr
+	waitFor(t, 10*time.Second, "a refusal", func() bool { return w.Refused() >= 2 })
+	g := gatewayState(t, base)
+	if msg, _ := g["last_error"].(string); !strings.Contains(msg, "1008") || !strings.Contains(msg, "as many clients as it allows") {
+		t.Errorf("last_error = %q, want the 1008 explained", msg)
+	}
+	time.Sleep(2 * time.Second)
+	// Backoff from 1 s doubling (±50%): a handful of attempts in ~3 s, not
+	// hundreds.
+	if n := w.Refused(); n > 6 {
+		t.Errorf("%d refused connections within about 3 s: no backoff", n)
+	}
+	oc.Close()
+	waitFor(t, 90*time.Second, "telegrams once a place is free", func() bool {
+		_, m := get(t, base+"/metrics")
+		return metric(t, m, `p1logger_gateway_telegrams_total{gateway="meter"}`) >= 3
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	rows := byGateway(fluxRows(t, srv, bucket, "p1"))["meter"]
+	if len(rows) == 0 {
+		t.Fatal("no point once the dongle had a place")
+	}
+	for _, r := range rows {
+		if matchRow(r, store.all()) < 0 {
+			t.Errorf("point %v equals no telegram sent", r)
+		}
+	}
+}
+
+// TestHomeWizardNoCRC: old firmware's CRC-less telegrams from a DSMR 2.2
+// meter are written; from a DSMR 5 meter they count as parse errors with the
+// reason, and nothing is written.
+func TestHomeWizardNoCRC(t *testing.T) {
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	var old, dsmr5 sentStore
+	start := func(name string, p sim.Profile, st *sentStore) string {
+		h, err := sim.NewHomeWizard(sim.HomeWizardConfig{NoCRC: true,
+			FeedConfig: sim.FeedConfig{Interval: 300 * time.Millisecond, Meter: sim.MeterConfig{Name: name, Profile: p}, OnSend: st.add}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runFor(t, h.Run)
+		return "homewizard://" + h.Addr().String() + "?interval=200ms"
+	}
+	logw := &syncLog{t: t}
+	addr, stop := startDaemonTo(t, []string{
+		"P1_GATEWAYS=old=" + start("old", sim.ProfileNL22, &old) + ",new=" + start("new", sim.ProfileNL5, &dsmr5),
+		"P1_INFLUX_URL=" + srv.URL(),
+		"P1_INFLUX_BUCKET=" + bucket,
+		"P1_CYCLE=400ms",
+	}, logw)
+	base := "http://" + addr
+	waitFor(t, 15*time.Second, "telegrams and parse errors", func() bool {
+		_, m := get(t, base+"/metrics")
+		return metric(t, m, `p1logger_gateway_telegrams_total{gateway="old"}`) >= 3 &&
+			metric(t, m, `p1logger_gateway_parse_errors_total{gateway="new"}`) >= 3
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logw.String(), `requires a CRC after \"!\"; none was sent`) {
+		t.Error("the log does not say that the DSMR 5 telegram lacks its CRC")
+	}
+	rows := byGateway(fluxRows(t, srv, bucket, "p1"))
+	if len(rows["new"]) != 0 {
+		t.Errorf("%d points from CRC-less DSMR 5 telegrams, want none", len(rows["new"]))
+	}
+	if len(rows["old"]) < 2 {
+		t.Fatalf("%d points from the DSMR 2.2 meter, want at least 2", len(rows["old"]))
+	}
+	for _, r := range rows["old"] {
+		if matchRow(r, old.all()) < 0 {
+			t.Errorf("point %v equals no telegram sent", r)
+		}
 	}
 }
