@@ -61,7 +61,7 @@ func TestContainPanics(t *testing.T) {
 					}
 					gw.hold()
 				})
-				g := NewGateway(name, src.addr())
+				g := tcpGateway(name, src.addr())
 				gws = append(gws, g)
 				rd := fastReader(t, g, 5*time.Second)
 				rd.cfg.Logger = log
@@ -145,7 +145,7 @@ func TestReaderFlood(t *testing.T) {
 		mu.Unlock()
 		gw.hold()
 	})
-	g := NewGateway("flood", src.addr())
+	g := tcpGateway("flood", src.addr())
 	rd := fastReader(t, g, 10*time.Second)
 	runInBackground(t, rd.Run)
 	waitFor(t, 10*time.Second, "every telegram framed", func() bool {

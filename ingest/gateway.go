@@ -22,7 +22,8 @@ import (
 // one telegram in every cycle's worth.
 type Gateway struct {
 	name string
-	addr string
+	src  Source
+	addr string // src.String(), kept: it is read for every log line
 
 	mu         sync.Mutex
 	raw        []byte         // newest accepted telegram, as received; empty until the first
@@ -45,17 +46,20 @@ type Gateway struct {
 	lastErr        atomic.Pointer[string]
 }
 
-// NewGateway returns the state of the gateway called name (the gateway tag)
-// at addr (host:port).
-func NewGateway(name, addr string) *Gateway {
-	return &Gateway{name: name, addr: addr}
+// NewGateway returns the state of the gateway called name (the gateway tag),
+// read through src.
+func NewGateway(name string, src Source) *Gateway {
+	return &Gateway{name: name, src: src, addr: src.String()}
 }
 
 // Name returns the gateway's configured name, its gateway tag.
 func (g *Gateway) Name() string { return g.name }
 
-// Addr returns the host:port the Reader dials.
+// Addr returns the gateway's address without secrets (Source.String).
 func (g *Gateway) Addr() string { return g.addr }
+
+// Kind returns the kind of the gateway's source: "tcp", "serial", …
+func (g *Gateway) Kind() string { return g.src.Kind() }
 
 // store makes frame, decoded in loc and received at at, the newest
 // telegram. It copies frame into the slot, whose storage is reused.
@@ -119,7 +123,8 @@ func (g *Gateway) setConnected(on bool, at time.Time, reason error) {
 // count since the process started.
 type GatewayStats struct {
 	Name      string
-	Addr      string
+	Addr      string // the address without secrets
+	Kind      string // the source's kind: "tcp", "serial", …
 	Connected bool
 	// Since is when the gateway last connected or was lost; zero before the
 	// first attempt ended.
@@ -147,6 +152,7 @@ func (g *Gateway) Stats() GatewayStats {
 	s := GatewayStats{
 		Name:             g.name,
 		Addr:             g.addr,
+		Kind:             g.src.Kind(),
 		Connected:        g.connected.Load(),
 		Telegrams:        g.telegrams.Load(),
 		CRCErrors:        g.crcErrors.Load(),

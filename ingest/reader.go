@@ -14,13 +14,27 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/p1logger/p1logger/ingest/source"
 	"github.com/p1logger/p1logger/internal/lograte"
 	"github.com/p1logger/p1logger/parser"
 )
 
+// Source is how a Reader reaches its gateway: Open returns a connection
+// that delivers the meter's raw bytes and honours read deadlines (see
+// source.Conn), String the address without secrets, Kind the kind's name.
+// Every kind in package source satisfies it; nothing in ingest knows which
+// one a gateway uses, but for the syscall.Conn a TCP socket also is.
+type Source interface {
+	Open(ctx context.Context) (source.Conn, error)
+	String() string
+	Kind() string
+}
+
+var _ Source = source.Source(nil)
+
 // ReaderConfig tunes a Reader. Zero fields take the defaults noted.
 type ReaderConfig struct {
-	// DialTimeout bounds one connection attempt. Default 5s.
+	// DialTimeout bounds one connection attempt (Source.Open). Default 5s.
 	DialTimeout time.Duration
 	// IdleTimeout drops a connection that delivers no byte for this long
 	// (P1_IDLE_TIMEOUT). Default 10s.
@@ -43,8 +57,6 @@ type ReaderConfig struct {
 	// twice as many may come at once. The excess is skipped, the newest kept
 	// (see Reader.hold). Default 10: ten times what a meter sends.
 	MaxTelegramRate int
-	// Dial replaces net.Dialer.DialContext, for tests. Optional.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now replaces time.Now, for tests. Optional.
 	Now func() time.Time
 }
@@ -73,10 +85,6 @@ func (c *ReaderConfig) setDefaults() {
 	}
 	if c.MaxTelegramRate <= 0 {
 		c.MaxTelegramRate = defaultTelegramRate
-	}
-	if c.Dial == nil {
-		d := &net.Dialer{KeepAlive: 30 * time.Second}
-		c.Dial = d.DialContext
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -108,7 +116,7 @@ type Reader struct {
 	accepted    int // telegrams accepted on the current connection
 }
 
-// NewReader returns a Reader for g. It does not dial: Run does.
+// NewReader returns a Reader for g. It does not open g's source: Run does.
 func NewReader(g *Gateway, cfg ReaderConfig) *Reader {
 	cfg.setDefaults()
 	return &Reader{
@@ -221,8 +229,9 @@ func (r *Reader) lost(n int, reason error, bo backoff.BackOff) time.Duration {
 	return wait
 }
 
-// connect dials, holding a DialLimit slot if there is one.
-func (r *Reader) connect(ctx context.Context) (net.Conn, error) {
+// connect opens the gateway's source, holding a DialLimit slot if there is
+// one.
+func (r *Reader) connect(ctx context.Context) (source.Conn, error) {
 	if r.cfg.DialLimit != nil {
 		select {
 		case r.cfg.DialLimit <- struct{}{}:
@@ -233,8 +242,8 @@ func (r *Reader) connect(ctx context.Context) (net.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
-	// The dialer's error already says "dial tcp host:port: …".
-	return r.cfg.Dial(dctx, "tcp", r.g.addr)
+	// The source's error already says what failed ("dial tcp host:port: …").
+	return r.g.src.Open(dctx)
 }
 
 // readSize is the size of the pooled read buffers: a whole telegram of the
@@ -250,7 +259,7 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &
 
 // serve reads telegrams from conn until it fails or ctx is cancelled, and
 // returns how many telegrams it accepted and why the connection ended.
-func (r *Reader) serve(ctx context.Context, conn net.Conn, bo backoff.BackOff) (int, error) {
+func (r *Reader) serve(ctx context.Context, conn source.Conn, bo backoff.BackOff) (int, error) {
 	defer conn.Close()
 	// Closing the socket is the only way to interrupt a blocked Read; the
 	// AfterFunc costs no goroutine until ctx is cancelled.
@@ -303,7 +312,7 @@ const probeAfter = 2 * time.Second
 // at probeAfter, and the callback reads once more: EAGAIN (the usual answer,
 // for a meter that sends less often) means waiting on until the idle timeout,
 // counted from the last bytes.
-func (r *Reader) serveRaw(conn net.Conn, rc syscall.RawConn, bo backoff.BackOff) error {
+func (r *Reader) serveRaw(conn source.Conn, rc syscall.RawConn, bo backoff.BackOff) error {
 	probe := min(probeAfter, r.cfg.IdleTimeout)
 	last := time.Now()
 	deadline := last.Add(r.cfg.IdleTimeout)
@@ -360,9 +369,10 @@ func (r *Reader) serveRaw(conn net.Conn, rc syscall.RawConn, bo backoff.BackOff)
 	}
 }
 
-// servePlain reads a connection that has no file descriptor (a test's
-// net.Pipe, say), holding a pooled buffer while it waits.
-func (r *Reader) servePlain(conn net.Conn, bo backoff.BackOff) error {
+// servePlain reads a connection that has no file descriptor the poller can
+// wait on (a serial device, an HTTP poll, an MQTT subscription, a test's
+// net.Pipe), holding a pooled buffer while it waits.
+func (r *Reader) servePlain(conn source.Conn, bo backoff.BackOff) error {
 	for {
 		if err := conn.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout)); err != nil {
 			return err
@@ -394,7 +404,7 @@ func (r *Reader) endReason(err error) error {
 	switch {
 	case err == io.EOF:
 		return fmt.Errorf("closed by gateway: %w", io.EOF)
-	case errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%w: no data for %s", errIdle, r.cfg.IdleTimeout)
 	}
 	return err

@@ -76,7 +76,7 @@ func BenchmarkGateways(b *testing.B) {
 	gws := make([]*Gateway, n)
 	quiet := ReaderConfig{Location: brussels, DialLimit: limit, Logger: discardLogger()}
 	for i := range gws {
-		gws[i] = NewGateway(fmt.Sprint("gw", i), addr)
+		gws[i] = tcpGateway(fmt.Sprint("gw", i), addr)
 		r := NewReader(gws[i], quiet)
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Run(ctx) }()
@@ -140,7 +140,7 @@ func rusage() time.Duration {
 // network: parse (CRC included) and store into the gateway's slot.
 func BenchmarkHandle(b *testing.B) {
 	frame := belgian(7, time.Date(2026, 3, 14, 18, 45, 12, 0, brussels))
-	g := NewGateway("home", "x:1")
+	g := tcpGateway("home", "x:1")
 	r := NewReader(g, ReaderConfig{Location: brussels, Logger: discardLogger()})
 	r.handle(frame)
 	r.handle(frame)

@@ -21,4 +21,11 @@
 // ([Faults]) or injected at run time ([Server.Inject], also over HTTP via
 // [Server.Handler]). Every telegram written is reported to Config.OnSend and
 // kept in a bounded log ([Server.Recent]).
+//
+// The gateways that are not a TCP stream serve one broadcast meter each
+// ([FeedConfig]): [HomeWizard] emulates a HomeWizard P1 meter's local API
+// (v1 over HTTP, v2 over HTTPS with a self-signed certificate, a token and
+// the 503 before the first telegram), [MQTT] publishes to a broker (whole
+// telegrams or Tasmota's SerialReceived pieces), and [WebSocket] streams to
+// at most MaxClients clients, closing a further one with 1008.
 package sim

@@ -54,7 +54,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	gateways := make([]*ingest.Gateway, len(cfg.Gateways))
 	names := make([]string, len(cfg.Gateways))
 	for i, g := range cfg.Gateways {
-		gateways[i] = ingest.NewGateway(g.Name, g.Addr)
+		gateways[i] = ingest.NewGateway(g.Name, g.Source)
 		names[i] = g.Name
 	}
 	worker, err := rollup.New(rollup.Config{

@@ -158,7 +158,7 @@ func deliveryLag(oldest, now time.Time, cycle time.Duration) float64 {
 func newGatewayJSON(g *ingest.Gateway, now time.Time) gatewayJSON {
 	st := g.Stats()
 	j := gatewayJSON{
-		Name: st.Name, Address: st.Addr, Connected: st.Connected, LastError: st.LastError,
+		Name: st.Name, Address: st.Addr, Source: st.Kind, Connected: st.Connected, LastError: st.LastError,
 		Telegrams: st.Telegrams, CRCErrors: st.CRCErrors, ParseErrors: st.ParseErrors,
 		DroppedTelegrams: st.Dropped, Reconnects: st.Reconnects, SkippedBytes: st.SkippedBytes,
 	}

@@ -1,7 +1,8 @@
 // Command p1sim is a P1 gateway simulator for demos and load tests: it
 // listens on a TCP address and streams realistic telegrams (growing
 // registers, valid CRCs) to every client every interval, and injects faults
-// on request.
+// on request. With -mode it is a HomeWizard P1 meter, an MQTT dongle or a
+// WebSocket dongle instead (see net.go and the README).
 //
 // Usage:
 //
@@ -70,6 +71,7 @@ type options struct {
 	start     string
 	logLevel  slog.Level
 	logFormat string
+	net       netOptions // -mode and the flags of the modes other than tcp (net.go)
 }
 
 // parseFlags parses args. Errors name the flag and fit on one line.
@@ -114,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return o.logLevel.UnmarshalText([]byte(s))
 	})
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	addNetFlags(fs, &o.net)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -125,6 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (p1sim takes flags only)", fs.Arg(0))
+	}
+	if err := checkNetFlags(fs, &o.net); err != nil {
+		return nil, err
 	}
 	if c.Interval < time.Millisecond {
 		return nil, fmt.Errorf("-interval: want at least 1ms, got %v", c.Interval)
@@ -194,6 +200,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		logger = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
 	o.sim.Logger = logger
+	if o.net.mode != "tcp" {
+		return serveNet(ctx, o, logger)
+	}
 	srv, err := sim.NewServer(o.sim)
 	if err != nil {
 		fmt.Fprintf(stderr, "p1sim: %v\n", err)
