@@ -81,12 +81,16 @@ func (w *Worker) publish(now time.Time) {
 				continue
 			}
 			gp := tp.gws[gw]
-			if gp == nil || !gp.recovered {
+			if gp == nil {
+				continue
+			}
+			acc, ok := gp.view(tp.period)
+			if !ok {
 				continue
 			}
 			r := energyRec{gw: gw, kind: tp.kind, start: tp.start, end: tp.end}
 			for f := range numFields {
-				if v, ok := gp.acc[f].value(); ok {
+				if v, ok := acc[f].value(); ok {
 					r.vals[f] = v.Float64()
 					r.has |= 1 << f
 				}
