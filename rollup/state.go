@@ -84,7 +84,7 @@ type savedGw struct {
 // savedPeriod is one period as the state file holds it.
 type savedPeriod struct {
 	period // its times in the worker's location
-	gws map[string]*savedGw
+	gws    map[string]*savedGw
 }
 
 // savedState is a state file, read back.
