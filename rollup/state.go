@@ -49,7 +49,7 @@ import (
 //	    u name (table index)
 //	    v tail: 0, or the time (Unix ns) from which the readings of InfluxDB
 //	      must still be replayed into this state (see "Readings the state
-//	      does not hold" in doc.go)
+//	      does not hold" in the package documentation)
 //	    byte fields present (bit f for field f), then per field present:
 //	      byte flags: 1 has baseline, 2 has readings in the period, 4 overflow
 //	      baseline sample if 1; first, last sample, segment start, closed
@@ -74,8 +74,8 @@ const (
 	flagClean     = 1
 )
 
-// stateTail marks a saved gateway whose state misses readings InfluxDB
-// has: the value is the instant from which they must be replayed.
+// savedGw is one gateway's state in one period as the file holds it. tail
+// is not zero when acc misses readings InfluxDB has from tail on.
 type savedGw struct {
 	acc  [numFields]fieldAcc
 	tail instant
@@ -605,7 +605,7 @@ func (s *savedState) gateways() []string {
 func (w *Worker) loadState(now time.Time) {
 	path := w.cfg.StateFile
 	if path == "" {
-		w.log.Info("no local rollup state (set P1_SPOOL_DIR to keep it): every start recovers the day and month from influxdb")
+		w.log.Info("no local rollup state file: every start recovers the day and month from influxdb")
 		return
 	}
 	t0 := time.Now()

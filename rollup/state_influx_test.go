@@ -208,3 +208,66 @@ func TestStateRestartInflux(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRestart1000 measures a restart of 1,000 gateways with a month of
+// history in InfluxDB 1.8 (a reading every two hours, so that seeding
+// stays short; the queries' cost grows with the readings, the state's
+// does not): "influxdb" starts without a state file and recovers every
+// period, "state" starts from the file the last run left. It reports the
+// queries per start. One op is a start, its first rollup and a stop. With
+// -short: 50 gateways.
+func BenchmarkRestart1000(b *testing.B) {
+	loc := mustLoad(b, "Europe/Brussels")
+	srv := influxtest.Shared(b)
+	client := influxdb2.NewClient(srv.URL(), srv.Token())
+	defer client.Close()
+	n := 1000
+	if testing.Short() {
+		n = 50
+	}
+	bucket := srv.NewBucket(b)
+	e := &influxEnv{srv: srv, bucket: bucket, loc: loc, clock: &fakeClock{}}
+	now := local(loc, 2026, 3, 18, 12, 0)
+	gws := gatewayNames(n)
+	t0 := time.Now()
+	for i, gw := range gws {
+		m := &meter{id: "E" + gw, gasID: "G" + gw, t1: int64(1_000_000 + i), t2: 2_000_000, withGas: true}
+		e.seedTB(b, gw, m.readings(local(loc, 2026, 2, 27, 0, 0), now, 2*time.Hour, loc))
+	}
+	b.Logf("seeded %d gateways in %v", n, time.Since(t0).Round(time.Millisecond))
+	file := filepath.Join(b.TempDir(), "rollup.state")
+	start := func(state string) (*Worker, *countingQuerier) {
+		q := &countingQuerier{QueryAPI: client.QueryAPI("")}
+		e.clock.set(now)
+		w, err := New(Config{Location: loc, Bucket: bucket, Now: e.clock.Now, Gateways: gws, StateFile: state},
+			influxWriter{srv, bucket}, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.begin(now)
+		w.tick(context.Background(), true)
+		return w, q
+	}
+	// The run that leaves the state file.
+	w, _ := start(file)
+	w.tick(context.Background(), false)
+	fi, err := os.Stat(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("state file of %d gateways: %d bytes", n, fi.Size())
+	for _, tc := range []struct{ name, file string }{{"influxdb", ""}, {"state", file}} {
+		b.Run(tc.name, func(b *testing.B) {
+			queries := 0
+			for b.Loop() {
+				w, q := start(tc.file)
+				w.tick(context.Background(), false) // the stop; leaves the file clean for the next start
+				queries = len(q.queries)
+				if got := len(w.Current()); got != 2*n {
+					b.Fatalf("%d energy entries after the start, want %d", got, 2*n)
+				}
+			}
+			b.ReportMetric(float64(queries), "queries/start")
+		})
+	}
+}

@@ -176,7 +176,7 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, string, func()) {
 		if cfg.SpoolMaxBytes != 0 {
 			log.Warn("P1_SPOOL_MAX_BYTES has no effect without P1_SPOOL_DIR")
 		}
-		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)",
+		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart, and every start recovers the day and month from influxdb (set P1_SPOOL_DIR to keep both)",
 			"max_bytes", memBufferBytes)
 		return spool.NewMemBuffer(memBufferBytes, 1<<20, blog), "", func() {}
 	}
