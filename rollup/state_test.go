@@ -337,3 +337,39 @@ func TestStateRandomRestarts(t *testing.T) {
 }
 
 func calendarNextDay(t time.Time, loc *time.Location) time.Time { return periodOf(day, t, loc).end }
+
+// TestStateWriteFailure: a state file that cannot be written is removed,
+// so that an old one is never trusted; one that cannot even be removed is
+// not written again, and the failure is logged.
+func TestStateWriteFailure(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	now := utc("2026-07-01T12:00:00Z")
+	dir := t.TempDir()
+	// A directory in the file's place: the rename fails, and so does the
+	// removal (it is not empty).
+	file := filepath.Join(dir, "rollup.state")
+	if err := os.MkdirAll(filepath.Join(file, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h, log := newStateHarness(t, loc, now, file, "home")
+	h.begin(now)
+	h.tick(now.Add(time.Minute))
+	if got := strings.Count(log.String(), "neither be written nor removed"); got != 1 {
+		t.Errorf("logged %d times, want once:\n%s", got, log)
+	}
+	if !h.w.stateBroken {
+		t.Error("the worker goes on writing a state it cannot replace")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "rollup.state.tmp*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+
+	// A file that cannot be replaced (its directory is gone) is
+	// logged, and the next start recovers from InfluxDB.
+	gone := filepath.Join(t.TempDir(), "sub", "rollup.state")
+	h2, log2 := newStateHarness(t, loc, now, gone, "home")
+	h2.begin(now)
+	if !strings.Contains(log2.String(), "writing the local rollup state failed") || h2.w.stateBroken {
+		t.Errorf("log:\n%s", log2)
+	}
+}
