@@ -85,6 +85,7 @@ func TestStateRestartInflux(t *testing.T) {
 		{name: "crash after a swap the state misses", stop: at(8, 50), crash: at(9, 12), start: at(9, 15), state: "file", queries: true},
 		{name: "crash, influxdb down at the start", stop: at(8, 50), crash: at(9, 12), start: at(9, 15), state: "file", influxDown: true, queries: true},
 		{name: "clean stop across midnight", stop: local(loc, 2026, 10, 24, 23, 50), start: at(0, 20), state: "file"},
+		{name: "crash across midnight", stop: local(loc, 2026, 10, 24, 23, 40), crash: at(0, 7), start: at(0, 20), state: "file", queries: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,9 +150,13 @@ func TestStateRestartInflux(t *testing.T) {
 			// The totals are there before anything was asked of InfluxDB.
 			if tt.state == "file" {
 				cur := b.Current()
-				want := 1 // the month; the day too if it has readings
+				// The month; the day too if it has readings, and, after a
+				// crash, if it began before the last state was written
+				// (else it is recovered from InfluxDB first).
+				want := 1
+				today := periodOf(day, tt.start, loc).start
 				for _, r := range logged {
-					if !r.at.Before(periodOf(day, tt.start, loc).start) && r.at.Before(tt.start) {
+					if !r.at.Before(today) && r.at.Before(tt.start) && (tt.crash.IsZero() || today.Before(tt.stop)) {
 						want = 2
 						break
 					}
