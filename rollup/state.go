@@ -620,14 +620,12 @@ func (w *Worker) loadState(now time.Time) {
 			"reason", fmt.Sprintf("written at %s, later than now (%s): the clock went back", st.saved.UTC(), now.UTC()))
 		st = nil
 	default:
+		// Gateways of the file that are no longer configured are not
+		// rolled up (unless Observe reports them in the first rollup):
+		// the file would keep them forever.
 		w.st = st
-		n := 0
-		for _, gw := range st.gateways() {
-			w.addGateway(gw)
-			n++
-		}
 		w.log.Info("local rollup state read", "file", path, "saved", st.saved, "clean_stop", st.clean,
-			"gateways", n, "verified", len(st.verified), "periods", len(st.periods), "took", time.Since(t0))
+			"gateways", len(st.gateways()), "verified", len(st.verified), "periods", len(st.periods), "took", time.Since(t0))
 	}
 	w.saveState(now, false)
 }

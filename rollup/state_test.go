@@ -373,3 +373,35 @@ func TestStateWriteFailure(t *testing.T) {
 		t.Errorf("log:\n%s", log2)
 	}
 }
+
+// TestStateDropsRemovedGateways: a gateway in the state file that is no
+// longer configured (nor reported) is neither written nor kept.
+func TestStateDropsRemovedGateways(t *testing.T) {
+	loc := mustLoad(t, "UTC")
+	now := utc("2026-07-01T12:00:00Z")
+	file := filepath.Join(t.TempDir(), "rollup.state")
+	a, _ := newStateHarness(t, loc, now, file, "home", "old")
+	a.begin(now)
+	for _, gw := range []string{"home", "old"} {
+		tg := &parser.Telegram{}
+		tg.Set(parser.Taken, dec(t, "5"))
+		a.w.Observe(gw, now.Add(-time.Hour), tg)
+		tg.Set(parser.Taken, dec(t, "6"))
+		a.w.Observe(gw, now, tg)
+	}
+	a.stop(now.Add(time.Minute))
+	b, _ := newStateHarness(t, loc, now.Add(2*time.Minute), file, "home")
+	b.begin(now.Add(2 * time.Minute))
+	b.expect("home", day, utc("2026-07-01T00:00:00Z"), map[string]string{"taken_kwh": "1"})
+	if _, ok := b.point("old", day, utc("2026-07-01T00:00:00Z")); ok {
+		t.Error("point written for a gateway no longer configured")
+	}
+	b.stop(now.Add(3 * time.Minute))
+	st, err := readState(file, loc, "p1/autogen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.gateways(); len(got) != 1 || got[0] != "home" {
+		t.Errorf("state keeps %v, want [home]", got)
+	}
+}
