@@ -41,8 +41,10 @@ type energyRec struct {
 // Current returns the day and month values of every gateway as the last
 // rollup computed them, for the local day and month that contained that
 // rollup's time: by gateway name, the day before the month. A gateway whose
-// period is not recovered from InfluxDB yet, or that has no reading in it,
-// has no entry; before the first rollup the list is empty. It is safe to
+// period is neither in the state file nor recovered from InfluxDB yet, or
+// that has no reading in it, has no entry; before the first rollup the list
+// is empty, unless Run found a state file: its totals are published before
+// the first rollup. It is safe to
 // call concurrently with Run, and the caller may keep the result.
 func (w *Worker) Current() []Energy {
 	w.current.mu.Lock()
@@ -81,12 +83,16 @@ func (w *Worker) publish(now time.Time) {
 				continue
 			}
 			gp := tp.gws[gw]
-			if gp == nil || !gp.recovered {
+			if gp == nil {
+				continue
+			}
+			acc, ok := gp.view(tp.period)
+			if !ok {
 				continue
 			}
 			r := energyRec{gw: gw, kind: tp.kind, start: tp.start, end: tp.end}
 			for f := range numFields {
-				if v, ok := gp.acc[f].value(); ok {
+				if v, ok := acc[f].value(); ok {
 					r.vals[f] = v.Float64()
 					r.has |= 1 << f
 				}

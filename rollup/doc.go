@@ -45,7 +45,8 @@
 //
 // # State and recovery
 //
-// On start-up, and whenever a new period begins, the worker recovers each
+// On start-up, for what the state file does not cover (below), and whenever
+// a new period begins, the worker recovers each
 // gateway's state for the period from the p1 and p1_mbus points in
 // InfluxDB: the baseline (searched in windows of 2, 40 and 400 days before
 // the period, then since 1970) and the readings inside the period,
@@ -66,6 +67,60 @@
 // count for it (and become the new period's baseline). Observed readings
 // count for the period of their time stamp: the p1 point's time, or the gas
 // device's capture time.
+//
+// # The state file
+//
+// With [Config.StateFile] set, every rollup writes the tracked periods'
+// accumulators to that file (layout in state.go), and Run reads it before
+// its first rollup and publishes its totals at once (Current), before any
+// query. For each gateway and tracked period at the start:
+//
+//   - the period is in the file: it continues from it. When the file was
+//     written by the last rollup of a run that stopped (clean), nothing
+//     else is needed: the batcher stopped before that rollup, so every
+//     reading written to InfluxDB was observed.
+//   - the period is not in the file and ended before it was written: the
+//     run that wrote it wrote its final value and retired it; it is left
+//     alone (closed: no point, late readings ignored).
+//   - the period began after a clean file was written (a stop across
+//     midnight, or of days): its baselines are the file's last reading of
+//     each register, as the rule says, since nothing was written while the
+//     worker was stopped. This needs the gateway's state in the day and
+//     month that contained the save (verified), so that those last
+//     readings are the gateway's newest.
+//   - anything else (no file, a damaged one, a gateway not in it, a period
+//     beginning after a file that is not clean) is recovered from InfluxDB
+//     as without a file.
+//
+// Readings the state does not hold. A file that is not clean (the run
+// crashed) misses the readings observed after its last rollup, which the
+// ingest wrote to InfluxDB. Baselines do not move, and a register that
+// only grew in that window is right again at its next reading; but a
+// segment break there (a meter swap or reset) is not visible from the
+// file, and the last reading before a boundary could be missing. So such a
+// period is tail-recovered: InfluxDB's readings from the oldest of the
+// file's last readings (the period's start for a register with a baseline
+// but no reading in it yet: old gas meters capture hourly) to the period's
+// end, compressed as a recovery compresses them (first, last, drops,
+// runs), are filed after the file's readings, only those later than the
+// file's last reading of each register (one at the same time may be the
+// low side of a drop the file already cut at), then the readings observed
+// since the start. One series query per batch of gateways, over minutes of
+// data, and no baseline query. Until it succeeds the points and Current
+// show the file's values with the observed readings; a later rollup writes
+// the tail-pending snapshot again as it was read, so a second crash still
+// tails from the same place. The final rollup of a run does not query: it
+// finishes, from what it saw, the periods that began while it ran (as a
+// failed recovery does), so that a clean file covers a day that began
+// just before the stop.
+//
+// A file is refused, with the reason logged, when its magic, version,
+// length or checksum is wrong, a period in it is not a local day or month
+// of the worker's zone, a sample is out of its period, it was written for
+// another zone or bucket, or later than now (the clock went back). A file
+// that cannot be written is removed, so that an old clean file is never
+// taken for this run's; when it cannot be removed either, the worker stops
+// writing it and logs an error.
 //
 // Query failures leave the period unrecovered (no point is written for it,
 // rather than a wrong one) and are retried every interval; a period that

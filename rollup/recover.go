@@ -116,10 +116,22 @@ type runKey struct {
 func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map[string]*summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
+	out, gasChannel, err := w.recoverRuns(ctx, p, gws)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.recoverBase(ctx, p, out, gasChannel); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
+// recoverRuns recovers the readings inside p, without baselines, and
+// returns the gas channel chosen per gateway.
+func (w *Worker) recoverRuns(ctx context.Context, p period, gws []string) (map[string]*summary, map[string]string, error) {
 	rows, err := w.query(ctx, w.seriesQuery(p, gws))
 	if err != nil {
-		return nil, fmt.Errorf("recover %s: %w", p, err)
+		return nil, nil, fmt.Errorf("recover %s: %w", p, err)
 	}
 	runs := collectRuns(rows, false)
 
@@ -160,7 +172,7 @@ func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map
 		sort.Strings(gws)
 		more, err := w.query(ctx, w.dropsQuery(p, gws, i == 1))
 		if err != nil {
-			return nil, fmt.Errorf("recover %s drops: %w", p, err)
+			return nil, nil, fmt.Errorf("recover %s drops: %w", p, err)
 		}
 		rows = append(rows, more...)
 	}
@@ -172,7 +184,7 @@ func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map
 		sort.Strings(gws)
 		more, err := w.query(ctx, w.runsQuery(p, gws, i == 1))
 		if err != nil {
-			return nil, fmt.Errorf("recover %s runs: %w", p, err)
+			return nil, nil, fmt.Errorf("recover %s runs: %w", p, err)
 		}
 		for k := range runs {
 			if src(k.f) == i && contains(gws, k.gw) {
@@ -204,11 +216,7 @@ func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map
 		}
 		s[k.f].runs = rs
 	}
-
-	if err := w.recoverBase(ctx, p, out, gasChannel); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, gasChannel, nil
 }
 
 // recoverBase fills in the baselines: the latest reading before p.start.

@@ -54,6 +54,11 @@ type Config struct {
 	// Gateways are the gateway names to roll up. Gateways that Observe
 	// reports but that are not listed here are rolled up as well.
 	Gateways []string
+	// StateFile is the file the worker keeps its periods' state in, read
+	// when Run starts and rewritten after every rollup (see state.go), so
+	// that a restart continues without recovery queries. Empty: the state
+	// is kept in memory only and every start recovers from InfluxDB.
+	StateFile string
 }
 
 // Worker computes the p1_energy points: per gateway, the energy taken and
@@ -76,6 +81,12 @@ type Worker struct {
 	tracked  []*tracked
 	limiter  limiter
 	batch    int // gateways per recovery batch, adapted to InfluxDB's speed
+	// st is the state file read at start, used by the first rollup's
+	// periods and dropped after it.
+	st *savedState
+	// stateBroken is set after the state file could not be written and not
+	// be removed either: it is not written again (see saveState).
+	stateBroken bool
 }
 
 // inbox holds what Observe was told since the last rollup, per gateway.
@@ -100,6 +111,15 @@ type gwPeriod struct {
 	recovered bool // acc holds what InfluxDB knew plus everything observed since
 	acc       [numFields]fieldAcc
 	pending   []obs // observed before recovery succeeded, applied after it
+	// tail, when not zero, says that acc is a snapshot from the state file
+	// that may miss readings InfluxDB has from tail on (the run that wrote
+	// it did not stop cleanly): a tail recovery replays them, then pending.
+	// Until then the points and Current show the snapshot with pending.
+	tail instant
+	// closed: the period ended before the state file was written and was
+	// not in it, so the run that wrote it also wrote its final value.
+	// Nothing is written for it, nor is it changed by late readings.
+	closed bool
 }
 
 const (
@@ -227,14 +247,18 @@ func (w *Worker) Observe(gateway string, at time.Time, t *parser.Telegram) {
 	in.obs = appendObs(in.obs, o)
 }
 
-// Run recovers the baselines from InfluxDB, then computes and writes the
+// Run reads the state file (Config.StateFile) and recovers from InfluxDB
+// what it does not cover, then computes and writes the
 // day and month points of every gateway at once and every Interval after
-// that (aligned to multiples of Interval), until ctx is cancelled. Query and
+// that (aligned to multiples of Interval), until ctx is cancelled. Every
+// rollup rewrites the state file; a state file that cannot be read or
+// written is logged and recovery from InfluxDB takes its place. Query and
 // write failures are logged and retried at the next interval; they never
 // stop Run. On cancellation it makes a last write of what it has, bounded
 // by a few seconds, and returns nil. Run must not be called twice at once.
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("rollup started", "interval", w.cfg.Interval, "location", w.cfg.Location.String())
+	w.begin(w.cfg.Now())
 	w.tick(ctx, true)
 	for {
 		t := time.NewTimer(w.untilNext())
@@ -249,6 +273,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		w.tick(ctx, true)
+	}
+}
+
+// begin reads the state file and, when there is one, publishes the totals
+// it holds at once, before InfluxDB answers anything (or while it is down).
+func (w *Worker) begin(now time.Time) {
+	w.loadState(now)
+	if w.st != nil {
+		w.track(now)
+		w.publish(now)
 	}
 }
 
@@ -283,10 +317,14 @@ func (w *Worker) tick(ctx context.Context, recover bool) {
 	}
 	if recover {
 		w.recoverAll(ctx, w.recoveryBudget())
+	} else {
+		w.continueAll()
 	}
 	ok := w.write(ctx)
 	w.publish(now)
 	w.retire(now, ok)
+	w.st = nil // the first rollup's periods took what they could from it
+	w.saveState(now, !recover)
 }
 
 // drain takes the readings Observe queued.
@@ -317,7 +355,7 @@ func (w *Worker) addGateway(gw string) {
 	copy(w.gateways[i+1:], w.gateways[i:])
 	w.gateways[i] = gw
 	for _, tp := range w.tracked {
-		tp.gws[gw] = &gwPeriod{}
+		tp.gws[gw] = w.fromState(gw, tp.period)
 	}
 }
 
@@ -344,7 +382,7 @@ func (w *Worker) ensure(p period, now time.Time) *tracked {
 	}
 	tp := &tracked{period: p, since: now, gws: make(map[string]*gwPeriod, len(w.gateways))}
 	for _, gw := range w.gateways {
-		tp.gws[gw] = &gwPeriod{}
+		tp.gws[gw] = w.fromState(gw, p)
 	}
 	w.tracked = append(w.tracked, tp)
 	sort.SliceStable(w.tracked, func(i, j int) bool {
@@ -374,7 +412,7 @@ func (w *Worker) route(gw string, o *obs, now time.Time) {
 	}
 	for _, tp := range w.tracked {
 		gp := tp.gws[gw]
-		if !o.at.Before(tp.end) && (!o.hasGas || !o.gas.at.Before(instantOf(tp.end))) {
+		if gp.closed || !o.at.Before(tp.end) && (!o.hasGas || !o.gas.at.Before(instantOf(tp.end))) {
 			continue
 		}
 		if !gp.recovered {
@@ -422,10 +460,25 @@ func (w *Worker) recoverAll(ctx context.Context, budget time.Duration) {
 	order := append([]*tracked(nil), w.tracked...)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].kind < order[j].kind })
 	for _, tp := range order {
-		var gws []string
+		var gws, tails []string
 		for _, gw := range w.gateways {
-			if !tp.gws[gw].recovered {
+			switch gp := tp.gws[gw]; {
+			case gp.recovered:
+			case gp.tail != 0:
+				tails = append(tails, gw)
+			default:
 				gws = append(gws, gw)
+			}
+		}
+		for len(tails) > 0 && ctx.Err() == nil {
+			if !time.Now().Before(end) {
+				return
+			}
+			batch := tails[:min(len(tails), w.batch)]
+			tails = tails[len(batch):]
+			err := w.recoverTail(ctx, tp, batch, down)
+			if err != nil && down == nil && !tooMuch(err) {
+				down = err
 			}
 		}
 		for len(gws) > 0 && ctx.Err() == nil {
@@ -506,11 +559,26 @@ func (w *Worker) recoverBatch(ctx context.Context, tp *tracked, gws []string, sk
 	return nil
 }
 
+// continueAll finishes, from the readings the worker saw, every period
+// that began while it was watching and is not recovered yet: the last
+// rollup of a run does not query, and the state file it leaves should hold
+// a day that began just before the stop, as a failed recovery would
+// continue it.
+func (w *Worker) continueAll() {
+	for _, tp := range w.tracked {
+		for _, gw := range w.gateways {
+			if gp := tp.gws[gw]; !gp.recovered && gp.tail == 0 && w.continuous(gw, tp) {
+				w.finish(gw, tp, nil)
+			}
+		}
+	}
+}
+
 // continuous reports whether gw's state in a period ending where tp starts
 // was recovered: then the worker has seen every reading up to tp.
 func (w *Worker) continuous(gw string, tp *tracked) bool {
 	for _, o := range w.tracked {
-		if o.end.Equal(tp.start) && o.gws[gw].recovered {
+		if op := o.gws[gw]; o.end.Equal(tp.start) && op.recovered && !op.closed {
 			return true
 		}
 	}
@@ -553,15 +621,15 @@ func (w *Worker) lines(b *lineproto.Builder) {
 	var text []byte
 	for _, tp := range w.tracked {
 		for _, gw := range w.gateways {
-			gp := tp.gws[gw]
-			if !gp.recovered {
+			acc, ok := tp.gws[gw].view(tp.period)
+			if !ok {
 				continue
 			}
 			var vals [numFields]parser.Decimal
 			var has [numFields]bool
 			n := 0
 			for f := range numFields {
-				if vals[f], has[f] = gp.acc[f].value(); has[f] {
+				if vals[f], has[f] = acc[f].value(); has[f] {
 					n++
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -58,11 +59,12 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		names[i] = g.Name
 	}
 	worker, err := rollup.New(rollup.Config{
-		Location: cfg.Location,
-		Interval: cfg.RollupInterval,
-		Bucket:   cfg.InfluxBucket,
-		Logger:   log, // the worker adds its own component attribute
-		Gateways: names,
+		Location:  cfg.Location,
+		Interval:  cfg.RollupInterval,
+		Bucket:    cfg.InfluxBucket,
+		Logger:    log, // the worker adds its own component attribute
+		Gateways:  names,
+		StateFile: stateFile(cfg, spoolErr),
 	}, writer, client.QueryAPI(cfg.InfluxOrg))
 	if err != nil {
 		return fmt.Errorf("rollup: %w", err)
@@ -118,13 +120,17 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 
-	// Stage 2: batcher and rollup, stopped once the readers are, so that
-	// the last cycle holds the last telegrams.
+	// Stage 2: batcher, then rollup, stopped once the readers are, so that
+	// the last cycle holds the last telegrams, and the rollup's last state
+	// file (a clean stop: the next start trusts it without asking InfluxDB)
+	// holds every reading the batcher wrote.
 	procCtx, stopProc := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProc()
-	var procs errgroup.Group
+	rollCtx, stopRoll := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRoll()
+	var procs, rolls errgroup.Group
 	procs.Go(func() error { return fail(batcher.Run(procCtx)) })
-	procs.Go(func() error { return fail(worker.Run(procCtx)) })
+	rolls.Go(func() error { return fail(worker.Run(rollCtx)) })
 
 	// Stage 3: the writer, stopped last; it drains for drainTimeout.
 	writeCtx, stopWrite := context.WithCancel(context.WithoutCancel(ctx))
@@ -137,6 +143,8 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	inputs.Wait()
 	stopProc()
 	procs.Wait()
+	stopRoll()
+	rolls.Wait()
 	log.Info("shutting down: flushing to influxdb", "buffered_bytes", buf.Bytes(), "timeout", drainTimeout)
 	stopWrite()
 	out.Wait()
@@ -176,7 +184,7 @@ func openBuffer(cfg *config, log *slog.Logger) (ingest.Buffer, string, func()) {
 		if cfg.SpoolMaxBytes != 0 {
 			log.Warn("P1_SPOOL_MAX_BYTES has no effect without P1_SPOOL_DIR")
 		}
-		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart (set P1_SPOOL_DIR to keep them)")
+		log.Info("write buffer in memory only: points waiting for influxdb are lost on restart, and every start recovers the day and month from influxdb (set P1_SPOOL_DIR to keep both)")
 		return memory("")
 	}
 	sp, err := spool.Open(spool.Config{
@@ -219,6 +227,20 @@ func logCapacity(log *slog.Logger, where string, plan bufferPlan, bytes int64, h
 	}
 	log.Warn("write buffer holds a shorter outage than P1_SPOOL_MAX_AGE; "+hint,
 		append(args, "P1_SPOOL_MAX_AGE", plan.Age.String())...)
+}
+
+// stateName is the rollup's state file in P1_SPOOL_DIR.
+const stateName = "rollup.state"
+
+// stateFile returns where the rollup keeps its state: in P1_SPOOL_DIR,
+// beside the spool, whose lock also keeps a second p1logger from sharing
+// it. When the spool directory cannot be used (spoolErr), nor can the
+// state: another process may be writing it.
+func stateFile(cfg *config, spoolErr string) string {
+	if cfg.SpoolDir == "" || spoolErr != "" {
+		return ""
+	}
+	return filepath.Join(cfg.SpoolDir, stateName)
 }
 
 // allInterfaces reports whether the listen address addr (host:port) takes
