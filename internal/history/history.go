@@ -143,6 +143,11 @@ func (s *Store) add(gateway string, r reading) {
 				continue
 			}
 			when, sr.gasCapture = r.gasAt, r.gasAt.UnixNano()
+			if when.After(r.at) {
+				// A meter clock ahead of ours: an hour that has not begun
+				// (or a day) must not receive the gas.
+				when = r.at
+			}
 		}
 		prev := sr.reg[i]
 		sameMeter := prev.ok && prev.meter == string(r.meter) // compared without allocating

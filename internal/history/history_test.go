@@ -215,3 +215,21 @@ func BenchmarkObserve(b *testing.B) {
 		s.Observe("home", t0.Add(time.Duration(i)*5*time.Second), tg)
 	}
 }
+
+// TestGasClockAhead: a gas capture stamped after its receipt (a meter clock
+// ahead of ours) counts in the hour it was received, not in one to come.
+func TestGasClockAhead(t *testing.T) {
+	loc := brussels(t)
+	s := New(loc, []string{"home"})
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, loc)
+	for i, v := range []string{"10.000", "10.100"} {
+		tg := telegram(t, "0", "1", "1")
+		tg.MBus = []parser.MBus{{Channel: 1, Kind: parser.KindGas, Value: dec(t, v), HasValue: true,
+			Time: day.Add(time.Duration(23+i) * time.Hour)}} // the meter thinks it is 23:00, then tomorrow
+		s.Observe("home", day.Add(10*time.Hour+time.Duration(i)*time.Minute), tg)
+	}
+	got, _ := s.Get("home", day.Add(10*time.Hour+5*time.Minute))
+	if len(got.Today) != 11 || got.Today[10].GasM3 != 0.1 {
+		t.Errorf("today = %+v, want 0.1 m³ in hour 10", got.Today)
+	}
+}
