@@ -195,7 +195,7 @@ func TestStatusPage(t *testing.T) {
 	checkRichCards(t, "phone", phone)
 	checkLayout(t, "phone", phone, 3, 390)
 	// The whole page at phone width, to look at every card.
-	long := dumpFramed(t, chromium, base+"/?test", 390, 2600, "--screenshot="+filepath.Join(shots, "status-phone-long.png"))
+	long := dumpFramed(t, chromium, base+"/?test", 390, 3600, "--screenshot="+filepath.Join(shots, "status-phone-long.png"))
 	checkLayout(t, "phone, long", long, 3, 390)
 	dark := dumpFramed(t, chromium, base+"/?test", 390, 2600, "--force-dark-mode", "--screenshot="+filepath.Join(shots, "status-phone-dark.png"))
 	checkLayout(t, "phone, dark", dark, 3, 390)
@@ -517,5 +517,101 @@ func TestStatusPageSelfContained(t *testing.T) {
 	}
 	if !bytes.Contains(statusHTML, initialMarker) {
 		t.Error("status.html lost its initial-status marker")
+	}
+}
+
+// TestStatusPageFields renders the page from a status the simulators do not
+// produce: the write buffer's outage capacity and delivery lag (present and
+// absent), a gateway's source kind, a heat meter, a Dutch meter's whole
+// amperes, a country set by P1_COUNTRY. The page is served with that status
+// inlined, as the daemon serves it; its polls find nothing and it keeps
+// showing the inlined status.
+func TestStatusPageFields(t *testing.T) {
+	chromium := chromiumPath()
+	if chromium == "" {
+		t.Skip("chromium is not installed (Debian: apt-get install -y chromium); skipping the browser test")
+	}
+	const gateways = `"gateways":[
+	{"name":"north","address":"serial:///dev/ttyUSB0","source":"serial","connected":true,"last_telegram_age_s":0.4,
+	 "telegrams":12,"crc_errors":0,"parse_errors":0,"dropped_telegrams":0,"reconnects":0,"skipped_bytes":0,
+	 "country":"nl","country_from":"P1_COUNTRY","tariff_names":{"1":"low","2":"normal"},
+	 "latest":{"power_taken_w":1234,"power_injected_w":0,"power_net_w":1234,"voltage_l1_v":229.0,"current_l1_a":1,
+	   "power_taken_l1_w":1234,"tariff":2,"mbus":[{"channel":1,"kind":"heat","meter_id":"H1","value":12.345,"unit":"GJ","time":"2026-03-02T09:00:00+01:00"}]},
+	 "today":{"start":"2026-03-01T23:00:00Z","since":"2026-03-02T07:05:00Z","values":{"taken_kwh":1.5,"taken_t1_kwh":0.5,"taken_t2_kwh":1.0,"injected_kwh":0}},
+	 "month":{"start":"2026-02-28T23:00:00Z","values":{"taken_kwh":40.25,"injected_kwh":0}}},
+	{"name":"south","address":"10.0.0.9:8088","connected":true,"last_telegram_age_s":0.4,
+	 "telegrams":12,"crc_errors":0,"parse_errors":0,"dropped_telegrams":0,"reconnects":0,"skipped_bytes":0,
+	 "tariff_names":{"1":"tariff 1","2":"tariff 2"},
+	 "latest":{"power_taken_w":0,"power_injected_w":300,"power_net_w":-300,"current_l1_a":0.27,"voltage_l1_v":231.4,"tariff":1}}]`
+	for _, tc := range []struct {
+		name, influx, want string
+	}{
+		{"buffer known", `{"points_written":5,"buffered_bytes":0,"failing":false,"buffer_time_left_s":45600,"delivery_lag_s":180}`,
+			"buffer holds 12 h 40 min more · delivery 3 min behind"},
+		{"caught up", `{"points_written":5,"buffered_bytes":0,"failing":false,"buffer_time_left_s":59,"delivery_lag_s":0}`,
+			"buffer holds 59 s more · delivery up to date"},
+		{"older daemon", `{"points_written":5,"buffered_bytes":0,"failing":false}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := `{"now":"2026-03-02T09:30:00Z","timezone":"Europe/Brussels","uptime_s":10,"influxdb":` + tc.influx + `,` + gateways + `}`
+			if !json.Valid([]byte(st)) {
+				t.Fatalf("test status is not JSON: %s", st)
+			}
+			page := bytes.Replace(statusHTML, initialMarker, []byte(st), 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/" {
+					http.NotFound(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.Write(page)
+			}))
+			defer srv.Close()
+			d := dumpPage(t, chromium, srv.URL+"/?test", desktop)
+			if m := regexp.MustCompile(`<span id="buffer">([^<]*)</span>`).FindStringSubmatch(d.dom); m == nil || html.UnescapeString(m[1]) != tc.want {
+				t.Errorf("buffer line %q, want %q", m, tc.want)
+			}
+			north, south := d.cards["north"], d.cards["south"]
+			checks := []struct{ what, got, want string }{
+				{"north source", north.fields["source"], "source: serial"},
+				{"north country", north.fields["country"], "NL (P1_COUNTRY)"},
+				{"north tariff now", north.fields["tariff"], "normal (2)"},
+				{"north today since", north.fields["today-since"], "since 08:05"},
+				{"north month since", north.fields["month-since"], ""},
+				{"north heat", north.meters["heat"], "12.345 GJ"},
+				{"south source", south.fields["source"], ""},
+				{"south country", south.fields["country"], ""},
+				{"south tariff now", south.fields["tariff"], "tariff 1 (1)"},
+				{"south net", south.fields["net"], "-300 W"},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("%s: %q, want %q", c.what, c.got, c.want)
+				}
+			}
+			if !strings.Contains(d.dom, "<td>1 A</td>") || !strings.Contains(d.dom, "<td>0.3 A</td>") {
+				t.Errorf("currents: want the Dutch meter's whole 1 A as \"1 A\" and 0.27 A as \"0.3 A\"")
+			}
+			if tar := strings.NewReplacer("\u00a0", " ", "\u2011", "-").Replace(north.fields["today-taken-tariffs"]); tar != "low 0.500 kWh · normal 1.000 kWh" {
+				t.Errorf("north today's tariffs %q", tar)
+			}
+			checkLayoutOnly(t, tc.name, d, 1280)
+		})
+	}
+}
+
+// checkLayoutOnly is checkLayout without the charts (a status without history).
+func checkLayoutOnly(t *testing.T, when string, d pageDump, width int) {
+	t.Helper()
+	m := reportRE.FindStringSubmatch(d.dom)
+	if m == nil {
+		t.Fatalf("%s: no layout report in the page", when)
+	}
+	var r layoutReport
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &r); err != nil {
+		t.Fatalf("%s: layout report: %v", when, err)
+	}
+	if r.Width != width || len(r.Overlaps) > 0 || len(r.Outside) > 0 || r.ScrollWidth > r.Width {
+		t.Errorf("%s: %+v", when, r)
 	}
 }
