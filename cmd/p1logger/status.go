@@ -238,6 +238,8 @@ type historyHour struct {
 	TakenKWh    float64   `json:"taken_kwh"`
 	InjectedKWh float64   `json:"injected_kwh"`
 	GasM3       float64   `json:"gas_m3"`
+	WaterM3     float64   `json:"water_m3"`
+	Heat        float64   `json:"heat"` // in the heat meter's unit (latest.mbus[].unit, GJ on DSMR)
 }
 
 // apiHistory answers /api/v1/history?gateway=NAME: the gateway's net power
@@ -267,7 +269,8 @@ func (s *status) apiHistory(w http.ResponseWriter, r *http.Request) {
 	if len(h.Today) > 0 {
 		d := &historyDay{Start: h.Today[0].Start, Since: h.TodaySince, Hours: make([]historyHour, len(h.Today))}
 		for i, hr := range h.Today {
-			d.Hours[i] = historyHour{Start: hr.Start, TakenKWh: hr.TakenKWh, InjectedKWh: hr.InjectedKWh, GasM3: hr.GasM3}
+			d.Hours[i] = historyHour{Start: hr.Start, TakenKWh: hr.TakenKWh, InjectedKWh: hr.InjectedKWh,
+				GasM3: hr.GasM3, WaterM3: hr.WaterM3, Heat: hr.Heat}
 		}
 		out.Today = d
 	}

@@ -278,6 +278,12 @@ func checkRichCards(t *testing.T, when string, d pageDump) {
 	if got := home.meters; got["gas"] == "" || got["water"] == "" || !strings.HasSuffix(got["gas"], " m³") || !strings.HasSuffix(got["water"], " m³") {
 		t.Errorf("%s: home's M-Bus meters %v; want gas and water readings", when, got)
 	}
+	if got := home.meterToday["water"]; !regexp.MustCompile(`^today since \d\d:\d\d \d+\.\d{3} m³$`).MatchString(got) {
+		t.Errorf("%s: home's water today %q, want a volume since the daemon's first reading", when, got)
+	}
+	if got := home.meterToday["gas"]; got != "" {
+		t.Errorf("%s: the gas box shows today %q; gas today is the rollup's, in the period boxes", when, got)
+	}
 	if !powerRE.MatchString(home.fields["peak"]) || home.fields["peak-at"] == "" || home.fields["peak-at"] == "–" {
 		t.Errorf("%s: home capacity peak %q at %q", when, home.fields["peak"], home.fields["peak-at"])
 	}
@@ -365,16 +371,20 @@ type cardDump struct {
 	fields map[string]string // data-f name -> text
 	phases int
 	meters map[string]string // M-Bus kind -> reading
+	// meterToday maps an M-Bus kind to its box's "today" line, label and
+	// value ("today since 00:48 0.015 m³"), where shown.
+	meterToday map[string]string
 }
 
 var (
-	templateRE = regexp.MustCompile(`(?s)<template.*?</template>`)
-	articleRE  = regexp.MustCompile(`(?s)<article ([^>]*)>(.*?)</article>`)
-	attrRE     = regexp.MustCompile(`data-(gateway|state)="([^"]*)"`)
-	fieldRE    = regexp.MustCompile(`data-f="([a-z-]+)"[^>]*>([^<]*)<`)
-	rowRE      = regexp.MustCompile(`<tr><td>L\d</td>`)
-	meterRE    = regexp.MustCompile(`(?s)data-kind="([a-z]+)".*?data-m="value"[^>]*>([^<]*)<`)
-	pollsRE    = regexp.MustCompile(`<body data-polls="(\d+)"`)
+	templateRE   = regexp.MustCompile(`(?s)<template.*?</template>`)
+	articleRE    = regexp.MustCompile(`(?s)<article ([^>]*)>(.*?)</article>`)
+	attrRE       = regexp.MustCompile(`data-(gateway|state)="([^"]*)"`)
+	fieldRE      = regexp.MustCompile(`data-f="([a-z-]+)"[^>]*>([^<]*)<`)
+	rowRE        = regexp.MustCompile(`<tr><td>L\d</td>`)
+	meterRE      = regexp.MustCompile(`(?s)data-kind="([a-z]+)".*?data-m="value"[^>]*>([^<]*)<`)
+	meterTodayRE = regexp.MustCompile(`<div class="row[^"]*" data-m-row="today"><span data-m="today-label">([^<]*)</span><b data-m="today">([^<]*)<`)
+	pollsRE      = regexp.MustCompile(`<body data-polls="(\d+)"`)
 )
 
 // dumpPage loads url in headless Chromium, lets its scripts run for a few
@@ -423,9 +433,16 @@ func parseDump(dom string) pageDump {
 			c.fields[f[1]] = html.UnescapeString(f[2])
 		}
 		c.phases = len(rowRE.FindAllString(m[2], -1))
-		c.meters = map[string]string{}
+		c.meters, c.meterToday = map[string]string{}, map[string]string{}
 		for _, mm := range meterRE.FindAllStringSubmatch(m[2], -1) {
 			c.meters[mm[1]] = html.UnescapeString(mm[2])
+		}
+		// One chunk per M-Bus box: its kind, then its fields.
+		for _, chunk := range strings.Split(m[2], `data-kind="`)[1:] {
+			kind, _, _ := strings.Cut(chunk, `"`)
+			if tm := meterTodayRE.FindStringSubmatch(chunk); tm != nil && !strings.Contains(tm[0], "hide") {
+				c.meterToday[kind] = html.UnescapeString(tm[1] + " " + tm[2])
+			}
 		}
 		d.cards[name] = c
 	}

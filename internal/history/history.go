@@ -1,14 +1,14 @@
 // Package history keeps the short, bounded, in-memory history the status
 // page draws: per gateway, the net power of the last Window as one mean per
-// minute, and the energy taken and injected and the gas used in each hour of
-// the current local day. It is fed like the rollup worker, by the Batcher's
+// minute, and the energy taken and injected, the gas, water and heat used
+// in each hour of the current local day. It is fed like the rollup worker, by the Batcher's
 // Observer calls, and forgets everything on restart: InfluxDB holds the
 // history for good, this only spares the page a query.
 //
 // Memory is fixed per gateway and allocated up front: a ring of
-// Window/time.Minute int32 values and 25 hours of three uint32 counters,
-// about 2 KB with its share of the map (TestMemoryPerGateway measures
-// 2,092 bytes per gateway at 10,000 gateways: 20 MiB).
+// Window/time.Minute int32 values and 25 hours of five uint32 counters,
+// about 2.3 KB with its share of the map (TestMemoryPerGateway measures
+// 2,358 bytes per gateway at 10,000 gateways: 22.5 MiB).
 package history
 
 import (
@@ -48,17 +48,33 @@ type series struct {
 
 	// power[m%minutes] is the mean net power in W of unix minute m, for
 	// the minutes in (last-minutes, last]; none where no reading came.
-	power      [minutes]int32
-	last       int64 // the newest unix minute written; 0 = none
-	sum        int64 // of the readings in minute last
-	n          int32
-	dayStart   int64               // unix ns of the local day the hours belong to
-	dayEnd     int64               // unix ns of the next day's start
-	daySince   int64               // unix ns of the first reading counted in that day
-	hours      [maxHours][3]uint32 // Wh taken, Wh injected, litres of gas per hour since dayStart
-	reg        [3]register         // the last reading of each register, for the next difference
-	gasCapture int64               // unix ns of the gas reading in reg[2]
+	power    [minutes]int32
+	last     int64 // the newest unix minute written; 0 = none
+	sum      int64 // of the readings in minute last
+	n        int32
+	dayStart int64                      // unix ns of the local day the hours belong to
+	dayEnd   int64                      // unix ns of the next day's start
+	daySince int64                      // unix ns of the first reading counted in that day
+	hours    [maxHours][numRegs]uint32  // per hour since dayStart, in thousandths of each register's unit
+	reg      [numRegs]register          // the last reading of each register, for the next difference
+	captured [numRegs - firstMBus]int64 // unix ns of the M-Bus readings in reg
 }
+
+// The registers whose increase is counted per hour: the electricity
+// meter's, then one M-Bus device of each kind (the first on the bus), each
+// in thousandths of its unit (Wh, litres, thousandths of a GJ).
+const (
+	rTaken = iota
+	rInjected
+	rGas
+	rWater
+	rHeat
+	numRegs
+	firstMBus = rGas
+)
+
+// mbusKinds are the device kinds of the M-Bus registers, from firstMBus on.
+var mbusKinds = [numRegs - firstMBus]parser.MBusKind{parser.KindGas, parser.KindWater, parser.KindHeat}
 
 // register is a meter register's last value, kept to count the next
 // reading's increase.
@@ -93,13 +109,18 @@ func (s *Store) Observe(gateway string, at time.Time, t *parser.Telegram) {
 	}
 	for i, f := range []parser.Field{parser.Taken, parser.Injected} {
 		if d, ok := t.Get(f); ok {
-			r.reg[i], r.has[i] = milli(d), true
+			r.reg[i], r.has[i], r.meter[i] = milli(d), true, t.MeterID
 		}
 	}
-	if g := t.GasMBus(); g != nil && !g.Time.IsZero() {
-		r.reg[2], r.has[2], r.gasAt = milli(g.Value), true, g.Time
+	for k, kind := range mbusKinds {
+		i := firstMBus + k
+		for j := range t.MBus {
+			if m := &t.MBus[j]; m.Kind == kind && m.HasValue && !m.Time.IsZero() {
+				r.reg[i], r.has[i], r.meter[i], r.captured[k] = milli(m.Value), true, m.ID, m.Time
+				break
+			}
+		}
 	}
-	r.meter = t.MeterID
 	s.add(gateway, r)
 }
 
@@ -107,13 +128,13 @@ func milli(d parser.Decimal) int64 { return int64(math.Round(d.Float64() * 1000)
 
 // reading is what Observe takes from a telegram.
 type reading struct {
-	at     time.Time
-	netW   float64
-	hasNet bool
-	reg    [3]int64 // taken Wh, injected Wh, gas litres
-	has    [3]bool
-	gasAt  time.Time // the gas meter's capture time
-	meter  []byte    // only read during add
+	at       time.Time
+	netW     float64
+	hasNet   bool
+	reg      [numRegs]int64
+	has      [numRegs]bool
+	meter    [numRegs][]byte                // the meter or M-Bus device id; only read during add
+	captured [numRegs - firstMBus]time.Time // the M-Bus devices' capture times
 }
 
 func (s *Store) add(gateway string, r reading) {
@@ -132,17 +153,20 @@ func (s *Store) add(gateway string, r reading) {
 	if r.hasNet {
 		sr.addPower(r.at.Unix()/60, r.netW)
 	}
-	for i := range 3 {
+	for i := range numRegs {
 		if !r.has[i] {
 			continue
 		}
 		when := r.at
-		if i == 2 {
-			// Gas counts at its capture time, and only a new capture.
-			if r.gasAt.UnixNano() <= sr.gasCapture {
+		if i >= firstMBus {
+			// An M-Bus device counts at its capture time, and only a new
+			// capture.
+			k := i - firstMBus
+			c := r.captured[k]
+			if c.UnixNano() <= sr.captured[k] {
 				continue
 			}
-			when, sr.gasCapture = r.gasAt, r.gasAt.UnixNano()
+			when, sr.captured[k] = c, c.UnixNano()
 			if when.After(r.at) {
 				// A meter clock ahead of ours: an hour that has not begun
 				// (or a day) must not receive the gas.
@@ -150,10 +174,10 @@ func (s *Store) add(gateway string, r reading) {
 			}
 		}
 		prev := sr.reg[i]
-		sameMeter := prev.ok && prev.meter == string(r.meter) // compared without allocating
+		sameMeter := prev.ok && prev.meter == string(r.meter[i]) // compared without allocating
 		sr.reg[i].milli, sr.reg[i].ok = r.reg[i], true
 		if !sameMeter {
-			sr.reg[i].meter = string(r.meter)
+			sr.reg[i].meter = string(r.meter[i])
 		}
 		// A register that goes down or a changed meter starts afresh:
 		// the rollup's rule (a new segment), without its summing, since
@@ -195,7 +219,7 @@ func (sr *series) addEnergy(loc *time.Location, when time.Time, prevAt int64, i 
 		// across midnight go to the first hour).
 		day := calendar.DayStart(when, loc).UnixNano()
 		sr.dayStart, sr.dayEnd = day, calendar.NextDay(when, loc).UnixNano()
-		sr.daySince, sr.hours = max(prevAt, day), [maxHours][3]uint32{}
+		sr.daySince, sr.hours = max(prevAt, day), [maxHours][numRegs]uint32{}
 	}
 	day := sr.dayStart
 	h := min(int((w-day)/int64(time.Hour)), maxHours-1)
@@ -215,6 +239,8 @@ type Hour struct {
 	TakenKWh    float64
 	InjectedKWh float64
 	GasM3       float64
+	WaterM3     float64
+	Heat        float64 // in the heat meter's unit (GJ on DSMR meters)
 }
 
 // Series is a snapshot of one gateway's history.
@@ -268,7 +294,8 @@ func (s *Store) Get(gateway string, now time.Time) (Series, bool) {
 	for h := range n {
 		c := sr.hours[h]
 		out.Today[h] = Hour{Start: day.Add(time.Duration(h) * time.Hour),
-			TakenKWh: float64(c[0]) / 1000, InjectedKWh: float64(c[1]) / 1000, GasM3: float64(c[2]) / 1000}
+			TakenKWh: float64(c[rTaken]) / 1000, InjectedKWh: float64(c[rInjected]) / 1000,
+			GasM3: float64(c[rGas]) / 1000, WaterM3: float64(c[rWater]) / 1000, Heat: float64(c[rHeat]) / 1000}
 	}
 	return out, true
 }
