@@ -127,17 +127,22 @@ type liveEnergy struct {
 // tariffNames returns the names of tariff registers 1 and 2 in country, and
 // a sentence saying what they are (DESIGN.md: fields keep the meter's
 // numbering, pages label them per country).
+// The maps are shared by every gateway's answer and never written.
 func tariffNames(country string) (names map[string]string, note string) {
 	switch country {
 	case "be":
-		return map[string]string{"1": "peak", "2": "off-peak"},
-			"Belgium: tariff 1 is the peak register (day, heures pleines, dagtarief), tariff 2 off-peak (night and weekend, heures creuses, nachttarief)"
+		return beTariffs, "Belgium: tariff 1 is the peak register (day, heures pleines, dagtarief), tariff 2 off-peak (night and weekend, heures creuses, nachttarief)"
 	case "nl":
-		return map[string]string{"1": "low", "2": "normal"},
-			"Netherlands: tariff 1 is the low register (dal, nights and weekends), tariff 2 the normal one (normaal)"
+		return nlTariffs, "Netherlands: tariff 1 is the low register (dal, nights and weekends), tariff 2 the normal one (normaal)"
 	}
-	return map[string]string{"1": "tariff 1", "2": "tariff 2"}, ""
+	return plainTariffs, ""
 }
+
+var (
+	beTariffs    = map[string]string{"1": "peak", "2": "off-peak"}
+	nlTariffs    = map[string]string{"1": "low", "2": "normal"}
+	plainTariffs = map[string]string{"1": "tariff 1", "2": "tariff 2"}
+)
 
 func (s *status) live(now time.Time) liveStatus {
 	out := liveStatus{Now: now, UptimeS: now.Sub(s.started).Seconds(), Gateways: make([]liveGateway, 0, len(s.gateways))}
