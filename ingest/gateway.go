@@ -89,17 +89,30 @@ func (g *Gateway) takeFresh(fn func(raw []byte, loc *time.Location, at time.Time
 // "p1logger decode") and reports when it was received. It appends nothing and
 // returns ok false when no telegram was accepted yet.
 func (g *Gateway) AppendLatestJSON(b []byte) (out []byte, at time.Time, ok bool) {
+	out = b
+	ok = g.ReadLatest(func(t *parser.Telegram, received time.Time) {
+		out, at = t.AppendJSON(b), received
+	})
+	return out, at, ok
+}
+
+// ReadLatest decodes the newest accepted telegram and calls fn with it and
+// the time it was received, under the gateway's lock: fn must return quickly
+// and must not keep t or any slice in it. It returns false without calling
+// fn when no telegram was accepted yet.
+func (g *Gateway) ReadLatest(fn func(t *parser.Telegram, received time.Time)) bool {
 	t := getTelegram()
 	defer putTelegram(t)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.raw) == 0 {
-		return b, time.Time{}, false
+		return false
 	}
 	// The bytes were accepted, so they decode as they did then: a syntax
 	// error in one line leaves the rest of t good, and the JSON lists it.
 	Decode(t, g.raw, g.loc)
-	return t.AppendJSON(b), g.receivedAt, true
+	fn(t, g.receivedAt)
+	return true
 }
 
 // telegramPool holds the decode targets of Readers, HTTP handlers and tests:

@@ -16,7 +16,14 @@ type Energy struct {
 	// gas_m3...) to their values; a register without a reading in the
 	// period has no entry.
 	Values map[string]float64
-	At     time.Time // when the worker computed it (Config.Now)
+	// Since is zero when the values count from Start: every register had a
+	// reading from before the period, its baseline. Otherwise (first start,
+	// a gap in InfluxDB, a replaced meter) the rollup rule takes the first
+	// reading inside the period as the baseline, and Since is when the
+	// latest such register's first reading was taken: the values say "since
+	// Since", not "since Start", and a page must not claim midnight.
+	Since time.Time
+	At    time.Time // when the worker computed it (Config.Now)
 }
 
 // current is the snapshot Current returns, published at the end of every
@@ -35,6 +42,7 @@ type energyRec struct {
 	kind       kind
 	has        uint8 // bit f set when vals[f] is known
 	start, end time.Time
+	since      instant // Energy.Since; zero when every value has its baseline
 	vals       [numFields]float64
 }
 
@@ -59,7 +67,11 @@ func (w *Worker) Current() []Energy {
 				vals[fieldNames[f]] = r.vals[f]
 			}
 		}
-		out = append(out, Energy{Gateway: r.gw, Period: r.kind.String(), Start: r.start, End: r.end, Values: vals, At: at})
+		e := Energy{Gateway: r.gw, Period: r.kind.String(), Start: r.start, End: r.end, Values: vals, At: at}
+		if !r.since.IsZero() {
+			e.Since = r.since.Time()
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -92,9 +104,13 @@ func (w *Worker) publish(now time.Time) {
 			}
 			r := energyRec{gw: gw, kind: tp.kind, start: tp.start, end: tp.end}
 			for f := range numFields {
-				if v, ok := acc[f].value(); ok {
+				a := &acc[f]
+				if v, ok := a.value(); ok {
 					r.vals[f] = v.Float64()
 					r.has |= 1 << f
+					if (!a.hasBase || breaks(a.base, a.first)) && a.first.at.After(r.since) {
+						r.since = a.first.at
+					}
 				}
 			}
 			if r.has != 0 {

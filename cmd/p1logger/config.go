@@ -33,6 +33,7 @@ type rawConfig struct {
 	InfluxOrg       string `env:"P1_INFLUX_ORG"`
 	InfluxBucket    string `env:"P1_INFLUX_BUCKET" envDefault:"p1"`
 	Timezone        string `env:"P1_TIMEZONE"`
+	Country         string `env:"P1_COUNTRY"`
 	RollupInterval  string `env:"P1_ROLLUP_INTERVAL" envDefault:"1m"`
 	IdleTimeout     string `env:"P1_IDLE_TIMEOUT" envDefault:"10s"`
 	SpoolDir        string `env:"P1_SPOOL_DIR"`
@@ -65,6 +66,7 @@ type config struct {
 	InfluxOrg      string
 	InfluxBucket   string
 	Location       *time.Location
+	Country        string // "" = per gateway, from its telegrams; else a two-letter code (P1_COUNTRY)
 	SpoolDir       string
 	SpoolMaxBytes  int64 // 0: P1_SPOOL_MAX_BYTES not set (sized from SpoolMaxAge)
 	SpoolMaxAge    time.Duration
@@ -144,6 +146,10 @@ func loadConfig(environ []string) (*config, error) {
 		if cfg.Location, err = time.LoadLocation(raw.Timezone); err != nil || raw.Timezone == "Local" {
 			return nil, fmt.Errorf("P1_TIMEZONE: %q is not a known time zone; want an IANA name such as Europe/Brussels", raw.Timezone)
 		}
+	}
+
+	if cfg.Country, err = parseCountry(raw.Country); err != nil {
+		return nil, err
 	}
 
 	if raw.SpoolDir != "" {
@@ -450,4 +456,19 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// parseCountry validates P1_COUNTRY: empty or "auto" (each gateway's country
+// comes from its telegrams, see parser.Country), or an ISO 3166-1 two-letter
+// code in either case, returned in lower case. Codes without rules of their
+// own (all but be, nl and lu) name the tariffs "tariff 1" and "tariff 2".
+func parseCountry(v string) (string, error) {
+	c := strings.ToLower(strings.TrimSpace(v))
+	if c == "" || c == "auto" {
+		return "", nil
+	}
+	if len(c) != 2 || c[0] < 'a' || c[0] > 'z' || c[1] < 'a' || c[1] > 'z' {
+		return "", fmt.Errorf("P1_COUNTRY: %q is not a country; want auto (from the telegrams) or a two-letter code such as be, nl or lu", v)
+	}
+	return c, nil
 }

@@ -157,6 +157,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + dir + "/nope"}, `P1_INFLUX_TOKEN_FILE: "` + dir + `/nope" cannot be read (no such file or directory); want a readable file holding the token`},
 		{[]string{gw, "P1_INFLUX_BUCKET=my bucket"}, `P1_INFLUX_BUCKET: "my bucket" contains white space; want a bucket name (1.8: database/retention-policy)`},
 		{[]string{gw, "P1_TIMEZONE=Europe/Brusels"}, `P1_TIMEZONE: "Europe/Brusels" is not a known time zone; want an IANA name such as Europe/Brussels`},
+		{[]string{gw, "P1_COUNTRY=Belgium"}, `P1_COUNTRY: "Belgium" is not a country; want auto (from the telegrams) or a two-letter code such as be, nl or lu`},
+		{[]string{gw, "P1_COUNTRY=b1"}, `P1_COUNTRY: "b1" is not a country; want auto (from the telegrams) or a two-letter code such as be, nl or lu`},
 		{[]string{gw, "P1_SPOOL_DIR=" + notDir}, `P1_SPOOL_DIR: "` + notDir + `" is not a directory; want a directory for the write buffer (it is created if missing)`},
 		{[]string{gw, "P1_SPOOL_MAX_BYTES=lots"}, `P1_SPOOL_MAX_BYTES: "lots" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
 		{[]string{gw, "P1_SPOOL_MAX_BYTES=-5MB"}, `P1_SPOOL_MAX_BYTES: "-5MB" is not a size; want a number of bytes with an optional unit, such as 500MB or 2GiB`},
@@ -343,5 +345,24 @@ func TestConfigGatewayControlChars(t *testing.T) {
 	}
 	if got := cfg.Gateways[0].Name; got != "Zähler-1" {
 		t.Errorf("name: got %q, want Zähler-1", got)
+	}
+}
+
+func TestCountrySetting(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"", ""}, {"P1_COUNTRY=auto", ""}, {"P1_COUNTRY=BE", "be"}, {"P1_COUNTRY= nl ", "nl"}, {"P1_COUNTRY=lu", "lu"}, {"P1_COUNTRY=fr", "fr"},
+	} {
+		env := []string{"P1_GATEWAYS=home=127.0.0.1:8088"}
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		cfg, err := loadConfig(env)
+		if err != nil {
+			t.Errorf("%s: %v", tc.env, err)
+			continue
+		}
+		if got := cfg.Country; got != tc.want {
+			t.Errorf("%q: country %q, want %q", tc.env, got, tc.want)
+		}
 	}
 }

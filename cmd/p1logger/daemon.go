@@ -14,6 +14,7 @@ import (
 	"github.com/p1logger/p1logger/ingest"
 	"github.com/p1logger/p1logger/ingest/spool"
 	"github.com/p1logger/p1logger/internal/answerlimit"
+	"github.com/p1logger/p1logger/internal/history"
 	"github.com/p1logger/p1logger/rollup"
 )
 
@@ -69,12 +70,13 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	if err != nil {
 		return fmt.Errorf("rollup: %w", err)
 	}
+	hist := history.New(cfg.Location, names)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{
 		Cycle:          cfg.Cycle,
 		HealthInterval: cfg.RollupInterval,
 		Location:       cfg.Location,
 		Logger:         log.With("component", "batcher"),
-	}, gateways, writer, worker)
+	}, gateways, writer, observers{worker, hist})
 
 	var ln net.Listener
 	if cfg.HTTPAddr != "" {
@@ -116,7 +118,8 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		inputs.Go(func() error { return fail(r.Run(ctx)) })
 	}
 	if ln != nil {
-		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr, cycle: cfg.Cycle}
+		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr,
+			cycle: cfg.Cycle, history: hist, loc: cfg.Location, country: cfg.Country}
 		inputs.Go(func() error { return fail(serveHTTP(ctx, ln, requireToken(cfg.HTTPToken, st.handler()), log)) })
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/internal/history"
 )
 
 // status serves the HTTP endpoints of DESIGN.md from the pipeline's state.
@@ -24,7 +25,10 @@ type status struct {
 	batcher  *ingest.Batcher
 	sink     interface{ Ping(context.Context) error }
 	started  time.Time
-	energy   energySource // today's and this month's energy for the page (status.go)
+	energy   energySource   // today's and this month's energy for the page (status.go)
+	history  *history.Store // the page's charts (status.go); nil serves none
+	loc      *time.Location // P1_TIMEZONE, for the page's clock times
+	country  string         // P1_COUNTRY; "" = each gateway's from its telegrams
 	// spoolErr says why P1_SPOOL_DIR is not used (locked by another
 	// process, unwritable); empty when it is, or when none is set.
 	spoolErr string
@@ -285,7 +289,8 @@ func (s *status) apiGateways(w http.ResponseWriter, r *http.Request) {
 		Gateways []gatewayJSON `json:"gateways"`
 	}{Gateways: make([]gatewayJSON, 0, len(s.gateways))}
 	for _, g := range s.gateways {
-		out.Gateways = append(out.Gateways, newGatewayJSON(g, now))
+		j, _ := newGatewayJSON(g, now)
+		out.Gateways = append(out.Gateways, j)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

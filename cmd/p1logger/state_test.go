@@ -19,7 +19,7 @@ import (
 func TestStartWithoutInflux(t *testing.T) {
 	srv := influxtest.New(t)
 	bucket := srv.NewBucket(t)
-	addr, stopSim := startStoppableSim(t, "home", sim.ProfileBE3, 200*time.Millisecond)
+	addr, stopSim := startStoppableSim(t, "home", sim.ProfileBE3, 200*time.Millisecond, false)
 	dir := t.TempDir()
 	env := []string{
 		"P1_GATEWAYS=home=" + addr,
