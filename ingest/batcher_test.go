@@ -34,7 +34,7 @@ func (o *observer) Observe(gateway string, at time.Time, t *parser.Telegram) {
 // telegram — the newest — and nothing for one that did not.
 func TestBatcherCycle(t *testing.T) {
 	at := time.Date(2026, 3, 14, 18, 45, 12, 0, brussels)
-	a, b := NewGateway("a", "x:1"), NewGateway("b", "x:2")
+	a, b := tcpGateway("a", "x:1"), tcpGateway("b", "x:2")
 	rec := &recorder{}
 	obs := &observer{}
 	bt := NewBatcher(BatcherConfig{Location: brussels, Logger: testLogger(t)}, []*Gateway{a, b}, rec, obs)
@@ -76,13 +76,13 @@ func TestBatcherCycle(t *testing.T) {
 }
 
 func TestBatcherHealth(t *testing.T) {
-	a := NewGateway("a", "x:1")
+	a := tcpGateway("a", "x:1")
 	a.telegrams.Store(5)
 	a.crcErrors.Store(2)
 	a.connected.Store(true)
 	rec := &recorder{}
 	now := time.Unix(1700000000, 0)
-	bt := NewBatcher(BatcherConfig{Now: func() time.Time { return now }}, []*Gateway{a, NewGateway("b", "x:2")}, rec, nil)
+	bt := NewBatcher(BatcherConfig{Now: func() time.Time { return now }}, []*Gateway{a, tcpGateway("b", "x:2")}, rec, nil)
 	bt.Health(context.Background())
 	want := "p1_gateway,gateway=a connected=true,telegrams=5i,crc_errors=2i,parse_errors=0i,reconnects=0i 1700000000000000000\n" +
 		"p1_gateway,gateway=b connected=false,telegrams=0i,crc_errors=0i,parse_errors=0i,reconnects=0i 1700000000000000000\n"
@@ -94,7 +94,7 @@ func TestBatcherHealth(t *testing.T) {
 // TestBatcherRunFinalFlush: cancelling Run writes the telegrams received
 // since the last cycle.
 func TestBatcherRunFinalFlush(t *testing.T) {
-	a := NewGateway("a", "x:1")
+	a := tcpGateway("a", "x:1")
 	rec := &recorder{}
 	bt := NewBatcher(BatcherConfig{Cycle: time.Hour}, []*Gateway{a}, rec, nil)
 	stop := runInBackground(t, bt.Run)
@@ -111,7 +111,7 @@ func TestBatcherFlushBytes(t *testing.T) {
 	at := time.Now()
 	var gws []*Gateway
 	for i := range 50 {
-		g := NewGateway("g"+itoa(int64(i)), "x:1")
+		g := tcpGateway("g"+itoa(int64(i)), "x:1")
 		g.store(belgian(i, at), brussels, at)
 		gws = append(gws, g)
 	}

@@ -181,7 +181,7 @@ func BenchmarkCycle(b *testing.B) {
 	const n = 1000
 	gws := make([]*Gateway, n)
 	for i := range gws {
-		gws[i] = NewGateway("gw"+strings.Repeat("x", i%7), "127.0.0.1:1")
+		gws[i] = tcpGateway("gw"+strings.Repeat("x", i%7), "127.0.0.1:1")
 		gws[i].store(belgian(i, at), brussels, at)
 	}
 	bt := NewBatcher(BatcherConfig{Location: brussels}, gws, discard{}, nil)

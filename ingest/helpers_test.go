@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest/source"
 	"github.com/p1logger/p1logger/parser"
 )
+
+// tcpGateway returns the Gateway name that dials addr (host:port) over TCP.
+func tcpGateway(name, addr string) *Gateway { return NewGateway(name, source.NewTCP(addr)) }
 
 // brussels is the zone of the Belgian test telegrams.
 var brussels = func() *time.Location {

@@ -181,7 +181,7 @@ func TestPipelineInflux(t *testing.T) {
 		}
 	})
 
-	gws := []*Gateway{NewGateway("clean", clean.addr()), NewGateway("faulty", faulty.addr())}
+	gws := []*Gateway{tcpGateway("clean", clean.addr()), tcpGateway("faulty", faulty.addr())}
 	sink, err := NewHTTPSink(InfluxConfig{URL: srv.URL(), Token: srv.Token(), Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)

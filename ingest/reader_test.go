@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest/source"
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -28,8 +29,14 @@ func frameJSON(t *testing.T, frame []byte) string {
 	return string(mustParse(t, frame).AppendJSON(nil))
 }
 
-func fastReader(t *testing.T, g *Gateway, idle time.Duration) *Reader {
-	return NewReader(g, ReaderConfig{
+func fastReader(t *testing.T, g *Gateway, idle time.Duration) *Readers {
+	return fastReaders(t, idle, g)
+}
+
+// fastReaders is fastReader for several gateways, sharing one frame channel
+// and parser pool, as in the daemon.
+func fastReaders(t *testing.T, idle time.Duration, gws ...*Gateway) *Readers {
+	return NewReaders(gws, ReaderConfig{
 		IdleTimeout: idle,
 		DialTimeout: time.Second,
 		Location:    brussels,
@@ -52,7 +59,7 @@ func TestReaderGoodStream(t *testing.T) {
 		}
 		gw.hold()
 	})
-	g := NewGateway("home", gw.addr())
+	g := tcpGateway("home", gw.addr())
 	runInBackground(t, fastReader(t, g, 5*time.Second).Run)
 	waitFor(t, 5*time.Second, "10 telegrams", func() bool { return g.Stats().Telegrams == 10 })
 	s := g.Stats()
@@ -127,7 +134,7 @@ func TestReaderFaultyStream(t *testing.T) {
 				}
 				gw.hold()
 			})
-			g := NewGateway("faulty", gw.addr())
+			g := tcpGateway("faulty", gw.addr())
 			rd := fastReader(t, g, 5*time.Second)
 			// The stream is 61 telegrams at once: every one is to be
 			// checked here, none skipped for coming too fast.
@@ -186,7 +193,7 @@ func TestReaderSyntaxPolicy(t *testing.T) {
 		c.Write(withCRC)
 		gw.hold()
 	})
-	g := NewGateway("policy", gw.addr())
+	g := tcpGateway("policy", gw.addr())
 	runInBackground(t, fastReader(t, g, 5*time.Second).Run)
 	waitFor(t, 5*time.Second, "3 telegrams handled", func() bool {
 		s := g.Stats()
@@ -227,7 +234,7 @@ func TestReaderReconnects(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	})
-	g := NewGateway("flaky", gw.addr())
+	g := tcpGateway("flaky", gw.addr())
 	t0 := time.Now()
 	runInBackground(t, fastReader(t, g, 5*time.Second).Run)
 	waitFor(t, 5*time.Second, "5 connections", func() bool { return gw.connections() >= 5 })
@@ -253,7 +260,7 @@ func TestReaderIdle(t *testing.T) {
 		c.Write(belgian(n, time.Now()))
 		gw.hold()
 	})
-	g := NewGateway("silent", gw.addr())
+	g := tcpGateway("silent", gw.addr())
 	runInBackground(t, fastReader(t, g, 150*time.Millisecond).Run)
 	waitFor(t, 5*time.Second, "a second connection", func() bool { return gw.connections() >= 2 })
 	waitFor(t, 2*time.Second, "2 telegrams", func() bool { return g.Stats().Telegrams >= 2 })
@@ -273,7 +280,7 @@ func TestReaderNeverAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		g := NewGateway("mute", ln.Addr().String())
+		g := tcpGateway("mute", ln.Addr().String())
 		stop := runInBackground(t, fastReader(t, g, 100*time.Millisecond).Run)
 		waitFor(t, 5*time.Second, "2 redials", func() bool { return g.Stats().Reconnects >= 2 })
 		if s := g.Stats(); s.Telegrams != 0 || !strings.Contains(s.LastError, "idle timeout") {
@@ -292,7 +299,7 @@ func TestReaderNeverAnswers(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		g := NewGateway("down", addr)
+		g := tcpGateway("down", addr)
 		t0 := time.Now()
 		stop := runInBackground(t, fastReader(t, g, time.Second).Run)
 		time.Sleep(600 * time.Millisecond)
@@ -320,7 +327,7 @@ func TestReaderCancel(t *testing.T) {
 		c.Write(belgian(0, time.Now()))
 		gw.hold()
 	})
-	g := NewGateway("quiet", gw.addr())
+	g := tcpGateway("quiet", gw.addr())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fastReader(t, g, time.Minute).Run(ctx) }()
@@ -348,11 +355,9 @@ func TestReaderDialLimit(t *testing.T) {
 	limit := make(chan struct{}, 1)
 	var gs []*Gateway
 	for i := range 20 {
-		g := NewGateway(fmt.Sprint("g", i), gw.addr())
-		gs = append(gs, g)
-		r := NewReader(g, ReaderConfig{Location: brussels, DialLimit: limit, Logger: testLogger(t)})
-		runInBackground(t, r.Run)
+		gs = append(gs, tcpGateway(fmt.Sprint("g", i), gw.addr()))
 	}
+	runInBackground(t, NewReaders(gs, ReaderConfig{Location: brussels, DialLimit: limit, Logger: testLogger(t)}).Run)
 	waitFor(t, 5*time.Second, "20 gateways with a telegram", func() bool {
 		for _, g := range gs {
 			if g.Stats().Telegrams != 1 {
@@ -377,20 +382,21 @@ func TestReaderCloseWithData(t *testing.T) {
 		}
 		c.Write(b)
 	})
-	g := NewGateway("sudden", gw.addr())
-	t0 := time.Now()
-	idle := 30 * time.Second
-	r := fastReader(t, g, idle)
 	// Returning the connection only once the gateway's bytes and close are
 	// both queued makes the race certain.
+	src := source.NewTCP(gw.addr())
 	var d net.Dialer
-	r.cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	src.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err == nil {
 			time.Sleep(100 * time.Millisecond)
 		}
 		return c, err
 	}
+	g := NewGateway("sudden", src)
+	t0 := time.Now()
+	idle := 30 * time.Second
+	r := fastReader(t, g, idle)
 	runInBackground(t, r.Run)
 	waitFor(t, 4*probeAfter, "3 connections", func() bool { return gw.connections() >= 3 })
 	if d := time.Since(t0); d >= idle {
@@ -433,7 +439,7 @@ func TestReaderGarbageWithoutCRC(t *testing.T) {
 		}
 		gw.hold()
 	})
-	g := NewGateway("noisy22", gw.addr())
+	g := tcpGateway("noisy22", gw.addr())
 	runInBackground(t, fastReader(t, g, 5*time.Second).Run)
 	waitFor(t, 5*time.Second, "2 telegrams", func() bool { return g.Stats().Telegrams >= 2 })
 	s := g.Stats()
@@ -445,5 +451,47 @@ func TestReaderGarbageWithoutCRC(t *testing.T) {
 	}
 	if got, want := latestJSON(g), frameJSON(t, real22); got != want {
 		t.Errorf("latest:\ngot  %s\nwant %s", got, want)
+	}
+}
+
+// plainSource opens a TCP connection but hides that it is a socket, as a
+// serial device or an HTTP poll is not one: the Reader must read it
+// through servePlain, with the same idle timeout, counting and redials.
+type plainSource struct{ tcp *source.TCP }
+
+func (s plainSource) Open(ctx context.Context) (source.Conn, error) {
+	c, err := s.tcp.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return struct{ source.Conn }{c}, nil
+}
+func (s plainSource) String() string { return s.tcp.String() }
+func (s plainSource) Kind() string   { return "plain" }
+
+func TestReaderPlainConn(t *testing.T) {
+	start := time.Now()
+	gw := startGateway(t, func(gw *gateway, c net.Conn, n int) {
+		for i := range 3 {
+			f := belgian(n*3+i, start.Add(time.Duration(n*3+i)*time.Second))
+			gw.record(f)
+			if _, err := c.Write(f); err != nil {
+				return
+			}
+		}
+		gw.hold() // silent: the idle timeout must end the connection
+	})
+	g := NewGateway("plain", plainSource{source.NewTCP(gw.addr())})
+	runInBackground(t, fastReader(t, g, 300*time.Millisecond).Run)
+	waitFor(t, 10*time.Second, "2 connections' telegrams", func() bool { return g.Stats().Telegrams >= 6 })
+	s := g.Stats()
+	if s.Kind != "plain" || s.Addr != gw.addr() {
+		t.Errorf("kind %q addr %q, want plain %s", s.Kind, s.Addr, gw.addr())
+	}
+	if s.Reconnects < 1 || s.CRCErrors != 0 || s.ParseErrors != 0 || s.Dropped != 0 {
+		t.Errorf("stats = %+v, want a redial after the idle timeout and nothing dropped", s)
+	}
+	if !strings.Contains(s.LastError, "idle timeout") {
+		t.Errorf("last error %q, want the idle timeout", s.LastError)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/p1logger/p1logger/ingest/dlms"
+	"github.com/p1logger/p1logger/ingest/source"
 )
 
 // rawConfig is the environment as DESIGN.md names it. Values stay strings so
@@ -49,8 +51,8 @@ type rawConfig struct {
 
 // gatewaySpec is one configured gateway.
 type gatewaySpec struct {
-	Name string
-	Addr string // host:port
+	Name   string
+	Source source.Source // String() is the address without secrets
 }
 
 // config is the validated configuration the daemon runs with.
@@ -73,7 +75,7 @@ type config struct {
 	LogJSON        bool
 }
 
-const gatewaysForm = "want name=host:port[,...]"
+const gatewaysForm = "want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0"
 
 // loadConfig reads the configuration from environ (as os.Environ returns it)
 // and validates every value. Its errors are one line each, naming the
@@ -203,7 +205,13 @@ func parseGateways(list, file string) ([]gatewaySpec, error) {
 	seen := map[string]string{} // name → where it was first defined
 	add := func(entry, where, form string) error {
 		g, err := parseGateway(entry)
-		if err != nil {
+		var ae *addressError
+		switch {
+		case errors.As(err, &ae) && ae.name != "":
+			return fmt.Errorf("%s: gateway %q: address %q %v", where, ae.name, ae.addr, ae.err)
+		case errors.As(err, &ae):
+			return fmt.Errorf("%s: address %q %v", where, ae.addr, ae.err)
+		case err != nil:
 			return fmt.Errorf("%s: %q %v; %s", where, entry, err, form)
 		}
 		if prev, dup := seen[g.Name]; dup {
@@ -227,7 +235,7 @@ func parseGateways(list, file string) ([]gatewaySpec, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q cannot be read (%v); want a file with one name=host:port per line", file, unwrapPath(err))
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q cannot be read (%v); want a file with one name=ADDRESS per line", file, unwrapPath(err))
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		sc.Buffer(nil, 1<<20)
@@ -243,60 +251,96 @@ func parseGateways(list, file string) ([]gatewaySpec, error) {
 				continue
 			}
 			where := fmt.Sprintf("P1_GATEWAYS_FILE: %s line %d", file, line)
-			if err := add(l, where, "want name=host:port per line"); err != nil {
+			if err := add(l, where, "want name=ADDRESS per line"); err != nil {
 				return nil, err
 			}
 			n++
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q line %d: %v; want a file with one name=host:port per line", file, line+1, err)
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q line %d: %v; want a file with one name=ADDRESS per line", file, line+1, err)
 		}
 		if n == 0 && len(out) == 0 {
-			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q lists no gateway; want one name=host:port per line", file)
+			return nil, fmt.Errorf("P1_GATEWAYS_FILE: %q lists no gateway; want one name=ADDRESS per line", file)
 		}
 	}
 	return out, nil
 }
 
-// parseGateway parses "name=host:port" or "host:port" (named after the host).
-// Its errors complete a sentence that starts with the quoted entry.
+// addressError is a gateway whose address source.Parse refused: err
+// completes the sentence "address addr ...", expected form included.
+type addressError struct {
+	name, addr string // name is empty for an entry without one
+	err        error
+}
+
+func (e *addressError) Error() string { return fmt.Sprintf("address %q %v", e.addr, e.err) }
+
+// parseGateway parses "name=ADDRESS" or a bare "ADDRESS" (named after its
+// host, or a serial device after its file name). Its errors complete a
+// sentence that starts with the quoted entry; an *addressError completes
+// one about the address.
 func parseGateway(s string) (gatewaySpec, error) {
 	name, addr, named := strings.Cut(s, "=")
+	if named && strings.Contains(name, "://") {
+		// The "=" is in an address's options (serial://…?baud=9600).
+		named = false
+	}
 	if !named {
-		addr = s
+		name, addr = "", s
 	}
 	name, addr = strings.TrimSpace(name), strings.TrimSpace(addr)
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) && strings.Contains(ae.Err, "missing port") {
-			return gatewaySpec{}, errors.New("has no port")
+	if named {
+		if err := checkName(name); err != nil {
+			return gatewaySpec{}, err
 		}
-		return gatewaySpec{}, errors.New("is not host:port")
 	}
-	if host == "" {
-		return gatewaySpec{}, errors.New("has no host")
-	}
-	if !validPort(port, false) {
-		return gatewaySpec{}, fmt.Errorf("has a bad port %q", port)
+	src, err := source.Parse(addr, source.Options{})
+	if err != nil {
+		return gatewaySpec{}, &addressError{name: name, addr: addr, err: err}
 	}
 	if !named {
-		name = host
+		name = defaultName(addr)
+		if err := checkName(name); err != nil {
+			return gatewaySpec{}, err
+		}
 	}
+	return gatewaySpec{Name: name, Source: src}, nil
+}
+
+// defaultName names the gateway of a bare address, which source.Parse
+// accepted: after its host, or after the device's file name when it has no
+// host (serial:///dev/ttyUSB0 is "ttyUSB0").
+func defaultName(addr string) string {
+	if !strings.Contains(addr, "://") {
+		host, _, _ := net.SplitHostPort(addr)
+		return host
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return ""
+	}
+	if h := u.Hostname(); h != "" {
+		return h
+	}
+	return path.Base(u.Path)
+}
+
+// checkName refuses names that cannot be a gateway tag.
+func checkName(name string) error {
 	if name == "" {
-		return gatewaySpec{}, errors.New("has an empty name")
+		return errors.New("has an empty name")
 	}
 	// A control character would be carried into the gateway tag, log lines
 	// and Flux: line protocol cannot escape a newline, so "a\nb" would be
 	// written under another name. Refusing it here is simpler than working
 	// around it everywhere the name goes.
 	if strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name) {
-		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no control characters; UTF-8 text only)", name)
+		return fmt.Errorf("has a bad name %q (no control characters; UTF-8 text only)", name)
 	}
 	if strings.ContainsAny(name, " \t\",\\#=") {
-		return gatewaySpec{}, fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)
+		return fmt.Errorf("has a bad name %q (no spaces, quotes, commas, backslashes, # or =)", name)
 	}
-	return gatewaySpec{Name: name, Addr: net.JoinHostPort(host, port)}, nil
+	return nil
 }
 
 // secret returns the token of the variable name, given as its value val or

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/p1logger/p1logger/ingest/source"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -25,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &config{
-		Gateways:       []gatewaySpec{{"home", "10.0.0.5:8088"}},
+		Gateways:       []gatewaySpec{{"home", source.NewTCP("10.0.0.5:8088")}},
 		Cycle:          5 * time.Second,
 		RollupInterval: time.Minute,
 		IdleTimeout:    10 * time.Second,
@@ -37,6 +39,30 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
+	}
+}
+
+// tcpForm is the expected form the tcp kind's errors end with.
+const tcpForm = "want host:port or tcp://host[:port] (port 8088 by default)"
+
+// TestConfigTCPForms: tcp://host takes port 8088, DESIGN's default; bare
+// and tcp:// addresses mean the same source.
+func TestConfigTCPForms(t *testing.T) {
+	cfg, err := loadConfig([]string{"P1_GATEWAYS=a=tcp://10.0.0.5,b=TCP://[fe80::1]:23,10.0.0.7:8088,tcp://meter.lan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []gatewaySpec{
+		{"a", source.NewTCP("10.0.0.5:8088")}, {"b", source.NewTCP("[fe80::1]:23")},
+		{"10.0.0.7", source.NewTCP("10.0.0.7:8088")}, {"meter.lan", source.NewTCP("meter.lan:8088")},
+	}
+	if !reflect.DeepEqual(cfg.Gateways, want) {
+		t.Errorf("gateways %v, want %v", cfg.Gateways, want)
+	}
+	for _, g := range cfg.Gateways {
+		if g.Source.Kind() != "tcp" {
+			t.Errorf("%s: kind %q, want tcp", g.Name, g.Source.Kind())
+		}
 	}
 }
 
@@ -64,8 +90,8 @@ func TestConfigAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantGW := []gatewaySpec{
-		{"home", "192.168.1.5:8088"}, {"shed.local", "shed.local:2000"},
-		{"no1", "127.0.0.1:8001"}, {"no2", "127.0.0.2:8002"}, {"127.0.0.3", "127.0.0.3:8003"}, {"::1", "[::1]:8004"},
+		{"home", source.NewTCP("192.168.1.5:8088")}, {"shed.local", source.NewTCP("shed.local:2000")},
+		{"no1", source.NewTCP("127.0.0.1:8001")}, {"no2", source.NewTCP("127.0.0.2:8002")}, {"127.0.0.3", source.NewTCP("127.0.0.3:8003")}, {"::1", source.NewTCP("[::1]:8004")},
 	}
 	if !reflect.DeepEqual(cfg.Gateways, wantGW) {
 		t.Errorf("gateways %v, want %v", cfg.Gateways, wantGW)
@@ -98,20 +124,26 @@ func TestConfigErrors(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{nil, `P1_GATEWAYS: not set; want name=host:port[,...] (or P1_GATEWAYS_FILE)`},
-		{[]string{"P1_GATEWAYS=home=10.0.0.5"}, `P1_GATEWAYS: "home=10.0.0.5" has no port; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=home=10.0.0.5:http"}, `P1_GATEWAYS: "home=10.0.0.5:http" has a bad port "http"; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=home=10.0.0.5:70000"}, `P1_GATEWAYS: "home=10.0.0.5:70000" has a bad port "70000"; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=home=:8088"}, `P1_GATEWAYS: "home=:8088" has no host; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS==10.0.0.5:8088"}, `P1_GATEWAYS: "=10.0.0.5:8088" has an empty name; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=my home=10.0.0.5:8088"}, `P1_GATEWAYS: "my home=10.0.0.5:8088" has a bad name "my home" (no spaces, quotes, commas, backslashes, # or =); want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=a=1.2.3.4:1,,b=1.2.3.4:2"}, `P1_GATEWAYS: "a=1.2.3.4:1,,b=1.2.3.4:2" has an empty entry; want name=host:port[,...]`},
+		{nil, `P1_GATEWAYS: not set; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0 (or P1_GATEWAYS_FILE)`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5"}, `P1_GATEWAYS: gateway "home": address "10.0.0.5" has no port; want host:port or tcp://host[:port] (port 8088 by default)`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5:http"}, `P1_GATEWAYS: gateway "home": address "10.0.0.5:http" has a bad port "http"; want host:port or tcp://host[:port] (port 8088 by default)`},
+		{[]string{"P1_GATEWAYS=home=10.0.0.5:70000"}, `P1_GATEWAYS: gateway "home": address "10.0.0.5:70000" has a bad port "70000"; want host:port or tcp://host[:port] (port 8088 by default)`},
+		{[]string{"P1_GATEWAYS=home=:8088"}, `P1_GATEWAYS: gateway "home": address ":8088" has no host; want host:port or tcp://host[:port] (port 8088 by default)`},
+		{[]string{"P1_GATEWAYS==10.0.0.5:8088"}, `P1_GATEWAYS: "=10.0.0.5:8088" has an empty name; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=my home=10.0.0.5:8088"}, `P1_GATEWAYS: "my home=10.0.0.5:8088" has a bad name "my home" (no spaces, quotes, commas, backslashes, # or =); want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=home=tcp://10.0.0.5:"}, `P1_GATEWAYS: gateway "home": address "tcp://10.0.0.5:" has an empty port; ` + tcpForm},
+		{[]string{"P1_GATEWAYS=home=tcp://10.0.0.5/x"}, `P1_GATEWAYS: gateway "home": address "tcp://10.0.0.5/x" has a path "/x", which TCP does not use; ` + tcpForm},
+		{[]string{"P1_GATEWAYS=home=tcp://10.0.0.5?x=1"}, `P1_GATEWAYS: gateway "home": address "tcp://10.0.0.5?x=1" has options (?…), which TCP does not use; ` + tcpForm},
+		{[]string{"P1_GATEWAYS=tcp://10.0.0.5:0"}, `P1_GATEWAYS: address "tcp://10.0.0.5:0" has a bad port "0"; ` + tcpForm},
+		{[]string{"P1_GATEWAYS=meter=/dev/ttyUSB0"}, `P1_GATEWAYS: gateway "meter": address "/dev/ttyUSB0" is a path without a scheme; want serial:///dev/ttyUSB0 for a serial device, or host:port`},
+		{[]string{"P1_GATEWAYS=meter=gopher://x"}, `P1_GATEWAYS: gateway "meter": address "gopher://x" has unknown scheme "gopher"; want host:port or one of ` + strings.Join(source.Schemes(), "://…, ") + `://…`},
+		{[]string{"P1_GATEWAYS=a=1.2.3.4:1,,b=1.2.3.4:2"}, `P1_GATEWAYS: "a=1.2.3.4:1,,b=1.2.3.4:2" has an empty entry; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
 		{[]string{"P1_GATEWAYS=home=1.2.3.4:1,home=1.2.3.5:1"}, `P1_GATEWAYS: "home=1.2.3.5:1": name "home" is already used by P1_GATEWAYS "home=1.2.3.4:1"; want unique names`},
 		{[]string{"P1_GATEWAYS=1.2.3.4:1,1.2.3.4:2"}, `P1_GATEWAYS: "1.2.3.4:2": name "1.2.3.4" is already used by P1_GATEWAYS "1.2.3.4:1"; want unique names`},
 		{[]string{gw, "P1_GATEWAYS_FILE=" + dupFile}, `P1_GATEWAYS_FILE: ` + dupFile + ` line 3: "home=127.0.0.1:2": name "home" is already used by P1_GATEWAYS "home=127.0.0.1:8088"; want unique names`},
-		{[]string{"P1_GATEWAYS_FILE=" + badFile}, `P1_GATEWAYS_FILE: ` + badFile + ` line 3: "b=127.0.0.1" has no port; want name=host:port per line`},
-		{[]string{"P1_GATEWAYS_FILE=" + emptyFile}, `P1_GATEWAYS_FILE: "` + emptyFile + `" lists no gateway; want one name=host:port per line`},
-		{[]string{"P1_GATEWAYS_FILE=" + dir + "/missing"}, `P1_GATEWAYS_FILE: "` + dir + `/missing" cannot be read (no such file or directory); want a file with one name=host:port per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + badFile}, `P1_GATEWAYS_FILE: ` + badFile + ` line 3: gateway "b": address "127.0.0.1" has no port; want host:port or tcp://host[:port] (port 8088 by default)`},
+		{[]string{"P1_GATEWAYS_FILE=" + emptyFile}, `P1_GATEWAYS_FILE: "` + emptyFile + `" lists no gateway; want one name=ADDRESS per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + dir + "/missing"}, `P1_GATEWAYS_FILE: "` + dir + `/missing" cannot be read (no such file or directory); want a file with one name=ADDRESS per line`},
 		{[]string{gw, "P1_CYCLE=5"}, `P1_CYCLE: "5" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
 		{[]string{gw, "P1_CYCLE=-5s"}, `P1_CYCLE: "-5s" is not a positive duration; want a number with a unit, such as 5s, 1m or 1m30s`},
 		{[]string{gw, "P1_CYCLE=1ms"}, `P1_CYCLE: "1ms" is too short; want at least 100ms`},
@@ -154,7 +186,7 @@ func TestRunBadConfig(t *testing.T) {
 	if code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
-	if got, want := stderr.String(), "p1logger: P1_GATEWAYS: \"home=10.0.0.5\" has no port; want name=host:port[,...]\n"; got != want {
+	if got, want := stderr.String(), "p1logger: P1_GATEWAYS: gateway \"home\": address \"10.0.0.5\" has no port; want host:port or tcp://host[:port] (port 8088 by default)\n"; got != want {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 	stderr.Reset()
@@ -277,14 +309,14 @@ func TestConfigGatewayControlChars(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"P1_GATEWAYS=a\nb=127.0.0.1:1"}, `P1_GATEWAYS: "a\nb=127.0.0.1:1" has a bad name "a\nb" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=a\rb=127.0.0.1:1"}, `P1_GATEWAYS: "a\rb=127.0.0.1:1" has a bad name "a\rb" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=ok=127.0.0.1:1,a\x1bb=127.0.0.1:2"}, `P1_GATEWAYS: "a\x1bb=127.0.0.1:2" has a bad name "a\x1bb" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=a\x7f=127.0.0.1:1"}, `P1_GATEWAYS: "a\x7f=127.0.0.1:1" has a bad name "a\x7f" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=a\u009b=127.0.0.1:1"}, `P1_GATEWAYS: "a\u009b=127.0.0.1:1" has a bad name "a\u009b" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS=a\xff=127.0.0.1:1"}, `P1_GATEWAYS: "a\xff=127.0.0.1:1" has a bad name "a\xff" ` + why + `; want name=host:port[,...]`},
-		{[]string{"P1_GATEWAYS_FILE=" + crFile}, `P1_GATEWAYS_FILE: ` + crFile + ` line 2: "a\rb=127.0.0.1:2" has a bad name "a\rb" ` + why + `; want name=host:port per line`},
-		{[]string{"P1_GATEWAYS_FILE=" + nulFile}, `P1_GATEWAYS_FILE: ` + nulFile + ` line 1: "a\x00b=127.0.0.1:2" has a bad name "a\x00b" ` + why + `; want name=host:port per line`},
+		{[]string{"P1_GATEWAYS=a\nb=127.0.0.1:1"}, `P1_GATEWAYS: "a\nb=127.0.0.1:1" has a bad name "a\nb" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=a\rb=127.0.0.1:1"}, `P1_GATEWAYS: "a\rb=127.0.0.1:1" has a bad name "a\rb" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=ok=127.0.0.1:1,a\x1bb=127.0.0.1:2"}, `P1_GATEWAYS: "a\x1bb=127.0.0.1:2" has a bad name "a\x1bb" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=a\x7f=127.0.0.1:1"}, `P1_GATEWAYS: "a\x7f=127.0.0.1:1" has a bad name "a\x7f" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=a\u009b=127.0.0.1:1"}, `P1_GATEWAYS: "a\u009b=127.0.0.1:1" has a bad name "a\u009b" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS=a\xff=127.0.0.1:1"}, `P1_GATEWAYS: "a\xff=127.0.0.1:1" has a bad name "a\xff" ` + why + `; want name=ADDRESS[,...], ADDRESS such as host:port or serial:///dev/ttyUSB0`},
+		{[]string{"P1_GATEWAYS_FILE=" + crFile}, `P1_GATEWAYS_FILE: ` + crFile + ` line 2: "a\rb=127.0.0.1:2" has a bad name "a\rb" ` + why + `; want name=ADDRESS per line`},
+		{[]string{"P1_GATEWAYS_FILE=" + nulFile}, `P1_GATEWAYS_FILE: ` + nulFile + ` line 1: "a\x00b=127.0.0.1:2" has a bad name "a\x00b" ` + why + `; want name=ADDRESS per line`},
 	}
 	for _, tc := range tests {
 		_, err := loadConfig(tc.env)

@@ -282,6 +282,8 @@ func TestDaemon(t *testing.T) {
 	var api struct {
 		Gateways []struct {
 			Name      string         `json:"name"`
+			Source    string         `json:"source"`
+			Address   string         `json:"address"`
 			Connected bool           `json:"connected"`
 			Telegrams int64          `json:"telegrams"`
 			Latest    map[string]any `json:"latest"`
@@ -290,7 +292,7 @@ func TestDaemon(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &api); code != 200 || err != nil || len(api.Gateways) != 2 {
 		t.Fatalf("/api/v1/gateways: %d %v\n%s", code, err, js)
 	}
-	if g := api.Gateways[0]; g.Name != "clean" || !g.Connected || g.Telegrams == 0 ||
+	if g := api.Gateways[0]; g.Name != "clean" || g.Source != "tcp" || g.Address != clean.addr() || !g.Connected || g.Telegrams == 0 ||
 		g.Latest["crc"] != "ok" || g.Latest["taken_kwh"] == nil || g.Latest["meter_id"] == nil {
 		t.Errorf("/api/v1/gateways clean entry: %+v", g)
 	}

@@ -241,6 +241,7 @@ func labelEscape(s string) string { return labelEscaper.Replace(s) }
 type gatewayJSON struct {
 	Name             string          `json:"name"`
 	Address          string          `json:"address"`
+	Source           string          `json:"source"`
 	Connected        bool            `json:"connected"`
 	Since            *time.Time      `json:"since,omitempty"`
 	LastError        string          `json:"last_error,omitempty"`

@@ -3,11 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/p1logger/p1logger/ingest"
 	"github.com/p1logger/p1logger/ingest/dlms"
+	"github.com/p1logger/p1logger/ingest/source"
 )
 
 const keysForm = "want name=KEY or name=KEY,AUTHKEY per line, KEY and AUTHKEY 32 hexadecimal digits"
@@ -120,4 +125,18 @@ func gatewayKeys(file string, gateways []gatewaySpec) (map[string]dlms.Key, erro
 		out[k.name] = k.key
 	}
 	return out, nil
+}
+
+// decrypting wraps a gateway's source with its key. A frame that fails to
+// decrypt is counted and logged like a bad telegram: a crc_error when the
+// frame failed its own check (authentication, truncation), a parse_error
+// when it is a form p1logger cannot read (binary DLMS, an unknown security
+// byte). *gw is the Gateway, set once it exists: frames arrive only after
+// the daemon has started its readers. Gateways without a key are not
+// wrapped, so their TCP readers keep reading straight from the socket.
+func decrypting(src source.Source, k dlms.Key, gw **ingest.Gateway, log *slog.Logger) source.Source {
+	return dlms.Wrap(src, []dlms.Key{k}, func(err error) {
+		crc := errors.Is(err, dlms.ErrAuth) || errors.Is(err, dlms.ErrTruncated)
+		(*gw).RejectFrame(log, err, crc, time.Now())
+	})
 }

@@ -130,7 +130,7 @@ func (s *status) live(now time.Time) liveStatus {
 func newGatewayJSON(g *ingest.Gateway, now time.Time) gatewayJSON {
 	st := g.Stats()
 	j := gatewayJSON{
-		Name: st.Name, Address: st.Addr, Connected: st.Connected, LastError: st.LastError,
+		Name: st.Name, Address: st.Addr, Source: st.Kind, Connected: st.Connected, LastError: st.LastError,
 		Telegrams: st.Telegrams, CRCErrors: st.CRCErrors, ParseErrors: st.ParseErrors,
 		DroppedTelegrams: st.Dropped, Reconnects: st.Reconnects, SkippedBytes: st.SkippedBytes,
 	}

@@ -93,14 +93,14 @@ func Schemes() []string {
 var ErrUnknownScheme = errors.New("unknown scheme")
 
 // Parse returns the Source for address. An address without "://" is
-// host:port over TCP. Its errors complete a sentence that starts with the
+// host:port over TCP, its port required (tcp://host defaults to port 8088). Its errors complete a sentence that starts with the
 // quoted address, as the daemon's config errors do, and never quote a
 // secret (Parse never sees one: secrets come from files named in the
 // address).
 func Parse(address string, opt Options) (Source, error) {
 	scheme, _, found := strings.Cut(address, "://")
 	if !found {
-		address, scheme = "tcp://"+address, "tcp"
+		return parseBareTCP(address, opt)
 	}
 	scheme = strings.ToLower(scheme)
 	mu.RLock()
