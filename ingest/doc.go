@@ -7,6 +7,8 @@
 //	Readers (Run: the frame channel's single sender side)
 //	   Reader (one goroutine per gateway)
 //	      Source.Open (ingest/source: tcp, serial, …) ─► conn
+//	      [ingest/dlms.Wrap, for a gateway with a key: encrypted frames
+//	       ─► plain telegrams; rejected ones ─► Gateway.RejectFrame]
 //	      ─► parser.Splitter (framing) ─► telegram budget (hold the newest)
 //	      ─► frame: the telegram's bytes in a pooled buffer
 //	   ──► one bounded chan frame, shared by all gateways ──►
