@@ -209,7 +209,7 @@ func TestDecodeBadLineCRCOK(t *testing.T) {
 // encryptedCapture returns the bytes of a public encrypted frame.
 func encryptedCapture(t *testing.T, name string) []byte {
 	t.Helper()
-	h, err := os.ReadFile(td + "telegrams/encrypted/" + name)
+	h, err := os.ReadFile("../../ingest/dlms/testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

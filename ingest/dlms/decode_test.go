@@ -16,7 +16,12 @@ import (
 	"github.com/p1logger/p1logger/parser"
 )
 
-const vectorDir = "../../testdata/telegrams/encrypted"
+// vectorDir holds the encrypted frames; their plaintexts are with the other
+// telegrams, in plainDir.
+const (
+	vectorDir = "testdata"
+	plainDir  = "../../testdata/telegrams"
+)
 
 type vector struct {
 	file, expect string
@@ -88,7 +93,7 @@ func TestVectors(t *testing.T) {
 			if len(errs) != 0 {
 				t.Fatalf("errors %v", errs)
 			}
-			want, err := os.ReadFile(filepath.Join(vectorDir, v.expect))
+			want, err := os.ReadFile(filepath.Join(plainDir, v.expect))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +379,7 @@ func TestVectorsTampered(t *testing.T) {
 		b := bytes.Clone(v.frame)
 		b[len(b)-1] ^= 0x04
 		got, errs := decodeAll(t, bytes.NewReader(append(bytes.Clone(v.frame), b...)), v.key)
-		want, _ := os.ReadFile(filepath.Join(vectorDir, v.expect))
+		want, _ := os.ReadFile(filepath.Join(plainDir, v.expect))
 		if strings.HasPrefix(v.file, "lu-") {
 			if len(errs) != 1 || !errors.Is(errs[0], ErrAuth) || !bytes.Equal(got, want) {
 				t.Errorf("%s, good frame then tag flipped: %d bytes, errors %v; want the first telegram and ErrAuth", v.file, len(got), errs)
