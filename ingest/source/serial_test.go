@@ -16,6 +16,7 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/p1logger/p1logger/internal/serialtest"
+	"github.com/p1logger/p1logger/parser"
 	"github.com/p1logger/p1logger/sim"
 )
 
@@ -297,5 +298,40 @@ func TestSerialPTY(t *testing.T) {
 	}
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), dev.Path) {
 		t.Errorf("read after unplug: %v, want an error naming the device", err)
+	}
+}
+
+// TestGoodTelegram: what settles a serial setting. A DSMR 2.2 telegram
+// has no CRC and counts when it parses; a frame with a CRC counts only when
+// it matches; a frame of noise does not count.
+func TestGoodTelegram(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile("../../testdata/telegrams/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	crcOK := meterFrames(t, 1)
+	badCRC := bytes.Replace(crcOK, []byte("1-0:1.8.1(0"), []byte("1-0:1.8.1(9"), 1)
+	if bytes.Equal(badCRC, crcOK) {
+		t.Fatal("no register changed")
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		want  bool
+	}{
+		{"DSMR 5, CRC ok", crcOK, true},
+		{"CRC mismatch", badCRC, false},
+		{"DSMR 2.2 without CRC", read("nl-dsmr22-kamstrup-ka6u-export-gas.txt"), true},
+		{"header only", []byte("/\x00\x9c\x01\n!\n"), false},
+		{"noise lines", []byte("/ab\r\n\r\nxx\x80yy\r\n!\r\n"), false},
+	}
+	for _, tt := range tests {
+		var tg parser.Telegram
+		if got := goodTelegram(&tg, tt.frame); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
