@@ -35,7 +35,10 @@ var _ Source = source.Source(nil)
 
 // ReaderConfig tunes a Reader. Zero fields take the defaults noted.
 type ReaderConfig struct {
-	// DialTimeout bounds one connection attempt (Source.Open). Default 5s.
+	// DialTimeout, when set, bounds each Source.Open. Zero leaves the bound
+	// to the source: TCP dials for source.Options.DialTimeout (5 s by
+	// default), while opening a serial device may take half a minute of
+	// trying speeds the first time.
 	DialTimeout time.Duration
 	// IdleTimeout drops a connection that delivers no byte for this long
 	// (P1_IDLE_TIMEOUT). Default 10s.
@@ -69,9 +72,6 @@ type ReaderConfig struct {
 }
 
 func (c *ReaderConfig) setDefaults() {
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = 5 * time.Second
-	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 10 * time.Second
 	}
@@ -260,8 +260,12 @@ func (r *Reader) connect(ctx context.Context) (source.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
-	defer cancel()
+	dctx := ctx
+	if r.cfg.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, r.cfg.DialTimeout)
+		defer cancel()
+	}
 	// The source's error already says what failed ("dial tcp host:port: …").
 	return r.g.src.Open(dctx)
 }
