@@ -65,10 +65,13 @@ const (
 	tagGloCiphering = 0xDB
 	titleLen        = 8
 	gcmTagLen       = 12
-	// MaxFrame bounds one frame: the longest length form (82 FF FF) plus
-	// the header. A caller's buffer of MaxFrame bytes always lets Decode
-	// decide.
-	MaxFrame = 13 + 0xFFFF
+	// maxBody is the longest frame content accepted: security byte, frame
+	// counter, the longest telegram and the tag. A longer declared length
+	// is noise.
+	maxBody = 5 + parser.MaxTelegramSize + gcmTagLen
+	// MaxFrame bounds one frame: the header and maxBody. A caller's buffer
+	// of MaxFrame bytes always lets Decode decide.
+	MaxFrame = 13 + maxBody
 )
 
 // Decoder turns a stream of encrypted frames, plain telegrams and noise into
@@ -170,17 +173,24 @@ func frameAt(data []byte, atEOF, strict bool) frameKind {
 		if len(data) < 2+titleLen+1 {
 			return maybe()
 		}
-		p, _, ok := lengthAt(data, 2+titleLen)
+		p, n, ok := lengthAt(data, 2+titleLen)
 		if !ok {
 			return kindNone
 		}
 		if p < 0 || p >= len(data) {
 			return maybe()
 		}
-		if strict {
-			if _, ok := securities[data[p]]; !ok {
-				return kindNone
-			}
+		// A frame is awaited whole before anything behind it passes, so
+		// a chance header in noise must not make the stream wait long:
+		// no length beyond the longest telegram, a security control
+		// byte of the form DLMS defines (ErrSecurity for the ones this
+		// package cannot decrypt), or, when strict, one it can.
+		if n > maxBody {
+			return kindNone
+		}
+		sec := data[p]
+		if _, known := securities[sec]; !known && (strict || sec&0x30 == 0 || sec&0x0F > 2) {
+			return kindNone
 		}
 		return kindGlo
 	case 0x7E:
@@ -465,8 +475,8 @@ func Seal(dst []byte, k Key, st [8]byte, fc uint32, sec byte, telegram []byte) (
 	if tagged {
 		n += gcmTagLen
 	}
-	if n > 0xFFFF {
-		return dst, fmt.Errorf("telegram of %d bytes: longer than a frame can carry", len(telegram))
+	if n > maxBody {
+		return dst, fmt.Errorf("telegram of %d bytes: longer than a frame carries (%d)", len(telegram), parser.MaxTelegramSize)
 	}
 	dst = append(dst, tagGloCiphering, titleLen)
 	dst = append(dst, st[:]...)

@@ -478,3 +478,42 @@ func (r *timeoutReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// TestNoiseHeader: bytes that only look like the start of a frame (a
+// length no telegram needs, or no DLMS security byte) do not hold up the
+// telegram behind them: Decode passes it on without waiting for more.
+func TestNoiseHeader(t *testing.T) {
+	tg := telegram(200)
+	head := append([]byte{0xDB, 0x08}, testTitle[:]...)
+	tests := []struct {
+		name  string
+		noise []byte
+	}{
+		{"length 0x7FFF", append(bytes.Clone(head), 0x82, 0x7F, 0xFF, 0x30, 0, 0, 0, 1)},
+		{"security byte 0x00", append(bytes.Clone(head), 0x82, 0x01, 0x00, 0x00, 0, 0, 0, 1)},
+		{"security byte 0x3F", append(bytes.Clone(head), 0x81, 0x40, 0x3F, 0, 0, 0, 1)},
+		{"length form 0x83", append(bytes.Clone(head), 0x83, 0, 0, 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := append(bytes.Clone(tt.noise), tg...)
+			var d Decoder
+			d.Keys = []Key{testKey}
+			var out []byte
+			for len(data) > 0 {
+				adv, o, err := d.Decode(data, false)
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				if adv == 0 {
+					break
+				}
+				out = append(out, o...)
+				data = data[adv:]
+			}
+			if want := append(bytes.Clone(tt.noise), tg...); !bytes.Equal(out, want) {
+				t.Fatalf("passed on %q, want noise and telegram %q", out, want)
+			}
+		})
+	}
+}
