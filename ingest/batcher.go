@@ -158,7 +158,7 @@ func (b *Batcher) Cycle(ctx context.Context) int {
 // and how many p1_mbus and p1_peak points.
 func (b *Batcher) encode(gateway string, raw []byte, loc *time.Location, at time.Time, w *writtenState) (p1 bool, mbus, peaks int) {
 	t := &b.t
-	// The Reader accepted these bytes, so they decode as they did then; its
+	// A parser accepted these bytes, so they decode as they did then; its
 	// counters already hold any syntax error.
 	if use, _ := Decode(t, raw, loc); !use {
 		return false, 0, 0

@@ -15,6 +15,9 @@ import (
 // telegram.
 //
 // This is the one place in p1logger that recovers from a panic, on purpose.
+// It runs where parsing happens, in the parser pool, around each frame: a
+// panic there costs that frame, and the parser goes on with the next one,
+// of whichever gateway.
 // Decoding and encoding are the only code that runs on bytes chosen by
 // someone else (a meter, a gateway, a network), one telegram at a time, for
 // one of thousands of gateways: a bug there, such as an index out of range
@@ -23,7 +26,7 @@ import (
 // it. A panic anywhere else (the writer, the spool, the rollups) is a bug
 // in state shared by all gateways, which a recover could only leave
 // inconsistent; it crashes the process, as Go intends.
-func contain(g *Gateway, stage string, raw []byte, log *slog.Logger, lim *rateLimit, now time.Time, fn func()) (panicked bool) {
+func contain(g *Gateway, stage string, raw []byte, log *slog.Logger, lim allower, now time.Time, fn func()) (panicked bool) {
 	defer func() {
 		v := recover()
 		if v == nil {
@@ -45,12 +48,18 @@ func contain(g *Gateway, stage string, raw []byte, log *slog.Logger, lim *rateLi
 	return false
 }
 
+// allower is a log rate limit: rateLimit for one goroutine, syncLimit for
+// the parsers, which share each gateway's.
+type allower interface {
+	Allow(now time.Time, every time.Duration) (bool, int)
+}
+
 // panicHook, when set, is called inside contain before fn: tests use it to
 // make a telegram panic as a bug in the parser or the encoder would.
 var panicHook atomic.Pointer[func(stage, gateway string, raw []byte)]
 
 // Stages passed to contain.
 const (
-	stageDecode = "decode" // the Reader checking a received telegram
+	stageDecode = "decode" // a parser checking a received telegram
 	stageEncode = "encode" // the Batcher turning the newest telegram into points
 )

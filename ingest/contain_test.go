@@ -29,7 +29,7 @@ func (p *panicky) Observe(gateway string, at time.Time, t *parser.Telegram) {
 	p.observer.Observe(gateway, at, t)
 }
 
-// TestContainPanics: a panic while decoding (Reader) or encoding (Batcher)
+// TestContainPanics: a panic while decoding (parser) or encoding (Batcher)
 // one gateway's telegrams drops those telegrams, is counted and logged once
 // with the telegram, and the other gateways, on real TCP connections, keep
 // being written cycle after cycle.
@@ -61,12 +61,13 @@ func TestContainPanics(t *testing.T) {
 					}
 					gw.hold()
 				})
-				g := tcpGateway(name, src.addr())
-				gws = append(gws, g)
-				rd := fastReader(t, g, 5*time.Second)
-				rd.cfg.Logger = log
-				runInBackground(t, rd.Run)
+				gws = append(gws, tcpGateway(name, src.addr()))
 			}
+			// One parser for all three: the one that recovers from bad's
+			// panics must go on parsing a's and b's telegrams.
+			rd := fastReaders(t, 5*time.Second, gws...)
+			rd.cfg.Logger, rd.cfg.Parsers = log, 1
+			runInBackground(t, rd.Run)
 			rec := &recorder{}
 			bt := NewBatcher(BatcherConfig{Location: brussels, Logger: log}, gws, rec, obs)
 			written := map[string]int{}

@@ -9,15 +9,18 @@ import (
 )
 
 // Gateway is the shared state of one configured gateway: the newest telegram
-// its Reader accepted and its counters. The Reader writes it, the Batcher and
-// the HTTP handlers read it. All methods are safe for concurrent use.
+// the parsers accepted from its Reader, and its counters. The Reader and the
+// parsers write it, the Batcher and the HTTP handlers read it. All methods
+// are safe for concurrent use.
 //
-// The newest telegram is held in a slot rather than sent down a channel, so
-// that a gateway that sends faster than the cycle only ever costs one slot.
-// The slot holds the telegram's bytes as received (about 1 KB), not a decoded
-// Telegram (several KB with its buffers): the Reader decodes every telegram
-// into a Telegram shared through a pool, to check and count it, and the
-// Batcher decodes the slot again, once per cycle, to encode it. At thousands
+// Telegrams travel from the Reader to the parsers down the one frame
+// channel, but the newest is then held in a slot rather than sent down a
+// channel of its own, so that a gateway that sends faster than the cycle
+// only ever costs one slot. The slot holds the telegram's bytes as received
+// (about 1 KB), not a decoded Telegram (several KB with its buffers): a
+// parser decodes every telegram into a Telegram shared through a pool, to
+// check and count it, and the Batcher decodes the slot again, once per
+// cycle, to encode it. At thousands
 // of gateways the memory saved is worth far more than the second decode of
 // one telegram in every cycle's worth.
 type Gateway struct {
@@ -30,6 +33,7 @@ type Gateway struct {
 	loc        *time.Location // the zone raw was decoded in
 	receivedAt time.Time      // when raw was received
 	fresh      bool           // raw arrived after the last cycle took it
+	seq        uint64         // the Reader's number of raw (frame.seq); 0 = set by store
 	written    writtenState   // what the Batcher already wrote; Batcher only
 
 	connected      atomic.Bool
@@ -44,6 +48,9 @@ type Gateway struct {
 	rateSkipped    atomic.Int64 // telegrams skipped unparsed: the gateway sent too fast
 	internalErrors atomic.Int64 // telegrams dropped by a panic (contain)
 	lastErr        atomic.Pointer[string]
+
+	errLog    syncLimit // bad telegrams, logged by whichever parser found one
+	decodeLog syncLimit // panics contained while decoding
 }
 
 // NewGateway returns the state of the gateway called name (the gateway tag),
@@ -64,11 +71,21 @@ func (g *Gateway) Kind() string { return g.src.Kind() }
 // store makes frame, decoded in loc and received at at, the newest
 // telegram. It copies frame into the slot, whose storage is reused.
 func (g *Gateway) store(frame []byte, loc *time.Location, at time.Time) {
+	g.storeSeq(frame, loc, at, 0)
+}
+
+// storeSeq counts frame, numbered seq by its Reader, as accepted and makes
+// it the newest telegram unless the slot holds a later one already: two
+// parsers may take two frames of one gateway from the channel at once and
+// finish in either order. seq 0 always replaces.
+func (g *Gateway) storeSeq(frame []byte, loc *time.Location, at time.Time, seq uint64) {
 	g.mu.Lock()
-	g.raw = append(g.raw[:0], frame...)
-	g.loc, g.receivedAt, g.fresh = loc, at, true
+	if seq == 0 || seq > g.seq || len(g.raw) == 0 {
+		g.raw = append(g.raw[:0], frame...)
+		g.loc, g.receivedAt, g.fresh, g.seq = loc, at, true, seq
+		g.lastAt.Store(at.UnixNano())
+	}
 	g.mu.Unlock()
-	g.lastAt.Store(at.UnixNano())
 	g.telegrams.Add(1)
 }
 
@@ -115,7 +132,7 @@ func (g *Gateway) ReadLatest(fn func(t *parser.Telegram, received time.Time)) bo
 	return true
 }
 
-// telegramPool holds the decode targets of Readers, HTTP handlers and tests:
+// telegramPool holds the decode targets of parsers, HTTP handlers and tests:
 // a Telegram grows to the size of the telegrams decoded into it, and only as
 // many are needed as decodes run at once, not one per gateway.
 var telegramPool = sync.Pool{New: func() any { return new(parser.Telegram) }}

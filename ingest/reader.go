@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +35,10 @@ var _ Source = source.Source(nil)
 
 // ReaderConfig tunes a Reader. Zero fields take the defaults noted.
 type ReaderConfig struct {
-	// DialTimeout bounds one connection attempt (Source.Open). Default 5s.
+	// DialTimeout, when set, bounds each Source.Open. Zero leaves the bound
+	// to the source: TCP dials for source.Options.DialTimeout (5 s by
+	// default), while opening a serial device may take half a minute of
+	// trying speeds the first time.
 	DialTimeout time.Duration
 	// IdleTimeout drops a connection that delivers no byte for this long
 	// (P1_IDLE_TIMEOUT). Default 10s.
@@ -57,14 +61,17 @@ type ReaderConfig struct {
 	// twice as many may come at once. The excess is skipped, the newest kept
 	// (see Reader.hold). Default 10: ten times what a meter sends.
 	MaxTelegramRate int
+	// Parsers is the number of goroutines that parse the frames of all
+	// gateways. Default GOMAXPROCS: parsing only uses the CPU.
+	Parsers int
+	// FrameQueue is the capacity of the frame channel from the Readers to
+	// the parsers. Default 1024: a tenth of a second of 10,000 meters.
+	FrameQueue int
 	// Now replaces time.Now, for tests. Optional.
 	Now func() time.Time
 }
 
 func (c *ReaderConfig) setDefaults() {
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = 5 * time.Second
-	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 10 * time.Second
 	}
@@ -86,54 +93,64 @@ func (c *ReaderConfig) setDefaults() {
 	if c.MaxTelegramRate <= 0 {
 		c.MaxTelegramRate = defaultTelegramRate
 	}
+	if c.Parsers <= 0 {
+		c.Parsers = runtime.GOMAXPROCS(0)
+	}
+	if c.FrameQueue <= 0 {
+		c.FrameQueue = defaultFrameQueue
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 }
 
-// Reader keeps one gateway connected and feeds its good telegrams to the
-// Gateway's slot. It is meant to run in one goroutine per gateway.
+// Reader keeps one gateway connected, frames what it sends, and hands every
+// telegram to the parsers over the frame channel (see Readers). It runs in
+// one goroutine per gateway, started by Readers.Run.
 //
 // A Reader holds little while it waits: no read buffer (one is taken from a
 // pool when the socket has bytes, and given back once they are framed), no
-// decode target (also pooled), no timer of its own (the idle timeout is the
+// frame buffer (pooled, and the parser gives it back), no decode target
+// (parsing is the parsers'), no timer of its own (the idle timeout is the
 // socket's read deadline, kept by the runtime's poller). What stays per
 // gateway is the slot, the bytes of a telegram that arrived in pieces, and
 // the goroutine's stack.
 type Reader struct {
-	g        *Gateway
-	cfg      ReaderConfig
-	sp       parser.Splitter
-	pend     []byte    // the start of a telegram whose end has not arrived yet
-	errs     rateLimit // telegram errors
-	dial     rateLimit // repeated dial failures
-	internal rateLimit // panics contained while decoding
-	budget   telegramBudget
-	held     []byte // the newest telegram framed beyond the budget, not parsed yet
-	holding  bool   // held is set
+	g       *Gateway
+	cfg     *ReaderConfig // shared by all Readers
+	out     chan<- frame  // to the parsers; closed by Readers.Run, never here
+	sp      parser.Splitter
+	pend    []byte    // the start of a telegram whose end has not arrived yet
+	dial    rateLimit // repeated dial failures
+	budget  telegramBudget
+	held    []byte // the newest telegram framed beyond the budget, not parsed yet
+	holding bool   // held is set
+	seq     uint64 // frames sent; numbers them, so that the slot keeps the newest
 
-	failedDials int // dials failed in a row
-	accepted    int // telegrams accepted on the current connection
+	failedDials int   // dials failed in a row
+	base        int64 // the gateway's accepted telegrams when this connection opened
+	reset       bool  // the backoff was reset on this connection
 }
 
-// NewReader returns a Reader for g. It does not open g's source: Run does.
-func NewReader(g *Gateway, cfg ReaderConfig) *Reader {
-	cfg.setDefaults()
-	return &Reader{
-		g:   g,
-		cfg: cfg,
-	}
+// newReader returns a Reader for g that sends frames to out. It does not
+// open g's source: Run does.
+func newReader(g *Gateway, cfg *ReaderConfig, out chan<- frame) *Reader {
+	return &Reader{g: g, cfg: cfg, out: out}
 }
 
-// logAt logs msg at level with the gateway's name and address first. No
-// logger is kept per gateway: one made with With holds its attributes
-// preformatted, half a kilobyte per gateway that seldom logs.
+// logAt logs msg at level with the gateway's name and address first.
 func (r *Reader) logAt(level slog.Level, msg string, args ...any) {
-	l := r.cfg.Logger
+	logGateway(r.cfg.Logger, r.g, level, msg, args...)
+}
+
+// logGateway logs msg at level with g's name and address first. No logger
+// is kept per gateway: one made with With holds its attributes
+// preformatted, half a kilobyte per gateway that seldom logs.
+func logGateway(l *slog.Logger, g *Gateway, level slog.Level, msg string, args ...any) {
 	if !l.Enabled(context.Background(), level) {
 		return
 	}
-	l.Log(context.Background(), level, msg, append([]any{"gateway", r.g.name, "addr", r.g.addr}, args...)...)
+	l.Log(context.Background(), level, msg, append([]any{"gateway", g.name, "addr", g.addr}, args...)...)
 }
 
 // errIdle is the reason for dropping a connection that went silent.
@@ -223,6 +240,9 @@ func (r *Reader) connected() {
 // redial.
 func (r *Reader) lost(n int, reason error, bo backoff.BackOff) time.Duration {
 	r.g.setConnected(false, r.cfg.Now(), reason)
+	if n > 0 && !r.reset {
+		bo.Reset()
+	}
 	wait := bo.NextBackOff()
 	r.logAt(slog.LevelWarn, "gateway connection lost", "reason", reason, "telegrams", n)
 	r.logAt(slog.LevelInfo, "redialling", "in", wait.Round(time.Millisecond))
@@ -240,8 +260,12 @@ func (r *Reader) connect(ctx context.Context) (source.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
-	defer cancel()
+	dctx := ctx
+	if r.cfg.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, r.cfg.DialTimeout)
+		defer cancel()
+	}
 	// The source's error already says what failed ("dial tcp host:port: …").
 	return r.g.src.Open(dctx)
 }
@@ -258,7 +282,8 @@ const maxPend = 4 << 10
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
 
 // serve reads telegrams from conn until it fails or ctx is cancelled, and
-// returns how many telegrams it accepted and why the connection ended.
+// returns how many telegrams the parsers accepted from it (as far as they
+// got by then) and why the connection ended.
 func (r *Reader) serve(ctx context.Context, conn source.Conn, bo backoff.BackOff) (int, error) {
 	defer conn.Close()
 	// Closing the socket is the only way to interrupt a blocked Read; the
@@ -269,7 +294,7 @@ func (r *Reader) serve(ctx context.Context, conn source.Conn, bo backoff.BackOff
 
 	r.sp = parser.Splitter{}
 	r.pend = r.pend[:0]
-	r.accepted = 0
+	r.base, r.reset = r.g.telegrams.Load(), false
 	var err error
 	if sc, ok := conn.(syscall.Conn); ok {
 		var rc syscall.RawConn
@@ -281,16 +306,16 @@ func (r *Reader) serve(ctx context.Context, conn source.Conn, bo backoff.BackOff
 	}
 	if err == io.EOF {
 		// Whatever follows the last "/" is a cut telegram: it is reported.
-		r.accepted += r.frames(nil, true)
+		r.frames(nil, true)
 	}
 	// The newest telegram, held back by the budget, is parsed whatever the
 	// budget says: none will come after it on this connection.
-	r.accepted += r.flushHeld(r.cfg.Now(), true)
+	r.flushHeld(r.cfg.Now(), true)
 	r.pend = r.pend[:0]
 	if cap(r.pend) > maxPend {
 		r.pend = nil
 	}
-	return r.accepted, r.endReason(err)
+	return int(r.g.telegrams.Load() - r.base), r.endReason(err)
 }
 
 // probeAfter is how long serveRaw waits after a read before it checks, with
@@ -389,13 +414,15 @@ func (r *Reader) servePlain(conn source.Conn, bo backoff.BackOff) error {
 	}
 }
 
-// took counts k telegrams accepted from one read; the first of a
-// connection resets the redial backoff.
+// took resets the redial backoff after a read that framed k telegrams, once
+// a connection has had one accepted. The parsers decide that, a moment
+// after the frames were sent, so a read sees what the ones before it
+// brought; lost looks once more for the telegrams of the last read.
 func (r *Reader) took(k int, bo backoff.BackOff) {
-	if k > 0 && r.accepted == 0 {
+	if k > 0 && !r.reset && r.g.telegrams.Load() > r.base {
 		bo.Reset()
+		r.reset = true
 	}
-	r.accepted += k
 }
 
 // endReason says why a connection ended, given the read error.
@@ -410,17 +437,18 @@ func (r *Reader) endReason(err error) error {
 	return err
 }
 
-// frames frames the bytes in r.pend followed by data, hands every whole
-// telegram to handle, keeps the start of an unfinished one in r.pend, and
-// returns how many telegrams were accepted. At EOF, a cut telegram is handed
-// over too.
+// frames frames the bytes in r.pend followed by data, sends every whole
+// telegram the budget allows to the parsers (holding the newest of the
+// rest), keeps the start of an unfinished one in r.pend, and returns how
+// many telegrams it sent. At EOF, a cut telegram is sent too: the parser
+// reports it.
 func (r *Reader) frames(data []byte, atEOF bool) int {
 	if len(r.pend) > 0 {
 		r.pend = append(r.pend, data...)
 		data = r.pend
 	}
 	skipped := r.sp.Skipped
-	accepted := 0
+	sent := 0
 	now := r.cfg.Now()
 	for len(data) > 0 {
 		adv, tok, _ := r.sp.Split(data, atEOF)
@@ -436,9 +464,8 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 			continue
 		}
 		r.dropHeld()
-		if r.handle(tok) {
-			accepted++
-		}
+		r.send(tok, now)
+		sent++
 	}
 	if d := r.sp.Skipped - skipped; d > 0 {
 		r.g.skipped.Add(d)
@@ -456,7 +483,7 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 	default:
 		r.pend = r.pend[:0]
 	}
-	return accepted
+	return sent
 }
 
 // defaultTelegramRate is the default MaxTelegramRate. Meters send one
@@ -517,19 +544,16 @@ func (r *Reader) dropHeld() {
 // that sends too fast needs it, and then at most ten times a second anew.
 func (r *Reader) releaseHeld() { r.held, r.holding = nil, false }
 
-// flushHeld parses the held telegram, if there is one and the budget allows
+// flushHeld sends the held telegram, if there is one and the budget allows
 // (or force is set: the connection ended, and it is the newest there will
-// be), and returns how many telegrams it accepted.
+// be), and returns how many telegrams it sent.
 func (r *Reader) flushHeld(now time.Time, force bool) int {
 	if !r.holding || (!r.budget.take(now, r.cfg.MaxTelegramRate) && !force) {
 		return 0
 	}
-	ok := r.handle(r.held)
+	r.send(r.held, now)
 	r.releaseHeld()
-	if ok {
-		return 1
-	}
-	return 0
+	return 1
 }
 
 // Decode parses frame (as framed by parser.Splitter) into t, meter clocks
@@ -554,44 +578,6 @@ func Decode(t *parser.Telegram, frame []byte, loc *time.Location) (use bool, err
 		return false, err
 	}
 	return t.CRC == parser.CRCOK, err
-}
-
-// handle parses one frame and, if [Decode] says it is used, stores it. It
-// reports whether the telegram was accepted.
-func (r *Reader) handle(frame []byte) bool {
-	now := r.cfg.Now()
-	t := getTelegram()
-	defer putTelegram(t)
-	var accept bool
-	var err error
-	if contain(r.g, stageDecode, frame, r.cfg.Logger, &r.internal, now, func() {
-		accept, err = Decode(t, frame, r.cfg.Location)
-	}) {
-		r.g.dropped.Add(1)
-		return false
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, parser.ErrCRC):
-		r.g.crcErrors.Add(1)
-	default:
-		r.g.parseErrors.Add(1)
-	}
-	if err != nil {
-		if !accept {
-			r.g.dropped.Add(1)
-		}
-		if ok, suppressed := r.errs.Allow(now, time.Minute); ok {
-			r.logAt(slog.LevelWarn, "bad telegram", "reason", err, "used", accept,
-				"suppressed_since_last", suppressed,
-				"crc_errors", r.g.crcErrors.Load(), "parse_errors", r.g.parseErrors.Load())
-		}
-	}
-	if !accept {
-		return false
-	}
-	r.g.store(frame, r.cfg.Location, now)
-	return true
 }
 
 // sleep waits d or until ctx is cancelled, and reports whether d elapsed.

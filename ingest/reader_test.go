@@ -29,8 +29,14 @@ func frameJSON(t *testing.T, frame []byte) string {
 	return string(mustParse(t, frame).AppendJSON(nil))
 }
 
-func fastReader(t *testing.T, g *Gateway, idle time.Duration) *Reader {
-	return NewReader(g, ReaderConfig{
+func fastReader(t *testing.T, g *Gateway, idle time.Duration) *Readers {
+	return fastReaders(t, idle, g)
+}
+
+// fastReaders is fastReader for several gateways, sharing one frame channel
+// and parser pool, as in the daemon.
+func fastReaders(t *testing.T, idle time.Duration, gws ...*Gateway) *Readers {
+	return NewReaders(gws, ReaderConfig{
 		IdleTimeout: idle,
 		DialTimeout: time.Second,
 		Location:    brussels,
@@ -349,11 +355,9 @@ func TestReaderDialLimit(t *testing.T) {
 	limit := make(chan struct{}, 1)
 	var gs []*Gateway
 	for i := range 20 {
-		g := tcpGateway(fmt.Sprint("g", i), gw.addr())
-		gs = append(gs, g)
-		r := NewReader(g, ReaderConfig{Location: brussels, DialLimit: limit, Logger: testLogger(t)})
-		runInBackground(t, r.Run)
+		gs = append(gs, tcpGateway(fmt.Sprint("g", i), gw.addr()))
 	}
+	runInBackground(t, NewReaders(gs, ReaderConfig{Location: brussels, DialLimit: limit, Logger: testLogger(t)}).Run)
 	waitFor(t, 5*time.Second, "20 gateways with a telegram", func() bool {
 		for _, g := range gs {
 			if g.Stats().Telegrams != 1 {

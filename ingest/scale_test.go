@@ -77,10 +77,10 @@ func BenchmarkGateways(b *testing.B) {
 	quiet := ReaderConfig{Location: brussels, DialLimit: limit, Logger: discardLogger()}
 	for i := range gws {
 		gws[i] = tcpGateway(fmt.Sprint("gw", i), addr)
-		r := NewReader(gws[i], quiet)
-		wg.Add(1)
-		go func() { defer wg.Done(); r.Run(ctx) }()
 	}
+	rs := NewReaders(gws, quiet)
+	wg.Add(1)
+	go func() { defer wg.Done(); rs.Run(ctx) }()
 	bt := NewBatcher(BatcherConfig{Cycle: time.Second, Location: brussels, Logger: discardLogger()}, gws, discard{}, nil)
 	wg.Add(1)
 	go func() { defer wg.Done(); bt.Run(ctx) }()
@@ -136,19 +136,31 @@ func rusage() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkHandle measures the per-telegram work of a Reader without the
-// network: parse (CRC included) and store into the gateway's slot.
+// BenchmarkHandle measures the per-telegram work of the pipeline without
+// the network: a Reader's hand-over of a framed telegram through the frame
+// channel (pooled copy, send) and a parser's work on it (parse, CRC
+// included, and the swap into the gateway's slot).
 func BenchmarkHandle(b *testing.B) {
-	frame := belgian(7, time.Date(2026, 3, 14, 18, 45, 12, 0, brussels))
+	tg := belgian(7, time.Date(2026, 3, 14, 18, 45, 12, 0, brussels))
 	g := tcpGateway("home", "x:1")
-	r := NewReader(g, ReaderConfig{Location: brussels, Logger: discardLogger()})
-	r.handle(frame)
-	r.handle(frame)
-	b.SetBytes(int64(len(frame)))
+	cfg := ReaderConfig{Location: brussels, Logger: discardLogger()}
+	cfg.setDefaults()
+	ch := make(chan frame, 1)
+	r := newReader(g, &cfg, ch)
+	p := parsePool{cfg: &cfg}
+	now := time.Now()
+	for range 2 {
+		r.send(tg, now)
+		p.parse(<-ch)
+	}
+	b.SetBytes(int64(len(tg)))
 	b.ReportAllocs()
+	n := g.Stats().Telegrams
 	for b.Loop() {
-		if !r.handle(frame) {
-			b.Fatal("telegram refused")
-		}
+		r.send(tg, now)
+		p.parse(<-ch)
+	}
+	if g.Stats().Telegrams-n != int64(b.N) {
+		b.Fatalf("%d telegrams accepted of %d", g.Stats().Telegrams-n, b.N)
 	}
 }

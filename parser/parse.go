@@ -825,13 +825,15 @@ func (p *lineParser) limiter() bool {
 		f = LimiterW
 	case "A":
 		f = LimiterA
-	case "kVA":
+	case "kVA", "":
+		// Luxembourg Smarty meters send the threshold in kVA, some
+		// without the unit: 0-0:17.0.0(77.376) in a real capture.
 		f = LimiterVA
 		d, err = d.Shift(3)
 	case "VA":
 		f = LimiterVA
 	default:
-		p.fail(p.g[0][0], "want unit kW, W, A or kVA, got %q", unit)
+		p.fail(p.g[0][0], "want unit kW, W, A or kVA (or none: kVA), got %q", unit)
 		return false
 	}
 	if err == nil {

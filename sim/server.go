@@ -36,6 +36,11 @@ type Config struct {
 	// OnSend, if set, is called after every telegram written, from the
 	// connection's goroutine: it must be safe for concurrent use and quick.
 	OnSend func(Sent)
+	// Wire, if set, turns each telegram (after a BadCRC corruption) into
+	// the bytes written instead: p1sim's encryption. A Cut cuts those bytes
+	// at the same fraction. It is called from the connections' goroutines:
+	// it must be safe for concurrent use.
+	Wire   func(frame []byte) []byte
 	Logger *slog.Logger // default: discard
 }
 
@@ -494,6 +499,13 @@ func (s *Server) send(ctx context.Context, c *conn, rec *Sent) bool {
 		s.injected[FaultDrip].Add(1)
 	}
 
+	out := rec.Frame[:n]
+	if s.cfg.Wire != nil {
+		w := s.cfg.Wire(rec.Frame)
+		out = w[:len(w)*n/max(len(rec.Frame), 1)]
+	}
+	// written converts bytes of out written to bytes of Frame.
+	written := func(k int) int { return k * n / max(len(out), 1) }
 	deadline := time.Now().Add(s.cfg.WriteTimeout)
 	if rec.Drip {
 		deadline = deadline.Add(s.cfg.DripFor)
@@ -505,13 +517,15 @@ func (s *Server) send(ctx context.Context, c *conn, rec *Sent) bool {
 			_, err = c.nc.Write(rec.Garbage)
 		}
 		if err == nil {
-			rec.Written, err = s.drip(ctx, c, rec.Frame[:n])
+			var k int
+			k, err = s.drip(ctx, c, out)
+			rec.Written = written(k)
 		}
 	} else {
-		bufs := net.Buffers{rec.Garbage, rec.Frame[:n]}
+		bufs := net.Buffers{rec.Garbage, out}
 		var nn int64
 		nn, err = bufs.WriteTo(c.nc)
-		rec.Written = max(int(nn)-len(rec.Garbage), 0)
+		rec.Written = written(max(int(nn)-len(rec.Garbage), 0))
 	}
 	rec.Err = err
 	s.record(rec)

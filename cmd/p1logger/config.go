@@ -18,6 +18,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/p1logger/p1logger/ingest/dlms"
 	"github.com/p1logger/p1logger/ingest/source"
 )
 
@@ -26,6 +27,7 @@ import (
 type rawConfig struct {
 	Gateways        string `env:"P1_GATEWAYS"`
 	GatewaysFile    string `env:"P1_GATEWAYS_FILE"`
+	KeysFile        string `env:"P1_KEYS_FILE"`
 	Cycle           string `env:"P1_CYCLE" envDefault:"5s"`
 	InfluxURL       string `env:"P1_INFLUX_URL" envDefault:"http://localhost:8086"`
 	InfluxToken     string `env:"P1_INFLUX_TOKEN"`
@@ -58,6 +60,7 @@ type gatewaySpec struct {
 // config is the validated configuration the daemon runs with.
 type config struct {
 	Gateways       []gatewaySpec
+	Keys           map[string]dlms.Key // gateway name → its key (P1_KEYS_FILE)
 	Cycle          time.Duration
 	RollupInterval time.Duration
 	IdleTimeout    time.Duration
@@ -102,6 +105,9 @@ func loadConfig(environ []string) (*config, error) {
 	var err error
 
 	if cfg.Gateways, err = parseGateways(raw.Gateways, raw.GatewaysFile); err != nil {
+		return nil, err
+	}
+	if cfg.Keys, err = gatewayKeys(raw.KeysFile, cfg.Gateways); err != nil {
 		return nil, err
 	}
 	durations := []struct {

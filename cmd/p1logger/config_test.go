@@ -67,6 +67,27 @@ func TestConfigTCPForms(t *testing.T) {
 	}
 }
 
+// TestConfigSerial: a bare serial address is named after its device, and
+// the "=" of its options does not make a name.
+func TestConfigSerial(t *testing.T) {
+	cfg, err := loadConfig([]string{"P1_GATEWAYS=serial:///dev/ttyUSB0?baud=9600,meter=serial:///dev/serial/by-id/usb-FTDI-if00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range cfg.Gateways {
+		got = append(got, g.Name+" "+g.Source.Kind()+" "+g.Source.String())
+	}
+	want := []string{"ttyUSB0 serial serial:///dev/ttyUSB0", "meter serial serial:///dev/serial/by-id/usb-FTDI-if00"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("gateways %q, want %q", got, want)
+	}
+	_, err = loadConfig([]string{"P1_GATEWAYS=usb=serial://ttyUSB0"})
+	if want := `P1_GATEWAYS: gateway "usb": address "serial://ttyUSB0" has "ttyUSB0" where the path should start (three slashes: serial:///dev/…); want serial:///dev/ttyUSB0[?baud=115200&bits=8&parity=none&stop=1]`; err == nil || err.Error() != want {
+		t.Errorf("err %v\nwant %s", err, want)
+	}
+}
+
 func TestConfigAll(t *testing.T) {
 	token := writeFile(t, "token", "user:secret\n")
 	list := writeFile(t, "gateways", "# meters of the street\n\nno1=127.0.0.1:8001  # first\n  no2 = 127.0.0.2:8002\n127.0.0.3:8003\n[::1]:8004\n")

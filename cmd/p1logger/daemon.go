@@ -56,7 +56,11 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 	gateways := make([]*ingest.Gateway, len(cfg.Gateways))
 	names := make([]string, len(cfg.Gateways))
 	for i, g := range cfg.Gateways {
-		gateways[i] = ingest.NewGateway(g.Name, g.Source)
+		src := g.Source
+		if k, ok := cfg.Keys[g.Name]; ok {
+			src = decrypting(src, k, &gateways[i], log)
+		}
+		gateways[i] = ingest.NewGateway(g.Name, src)
 		names[i] = g.Name
 	}
 	worker, err := rollup.New(rollup.Config{
@@ -105,18 +109,17 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		return err
 	}
 
-	// Stage 1: readers and HTTP, stopped by ctx.
+	// Stage 1: readers (and the parsers they feed) and HTTP, stopped by
+	// ctx. Readers.Run returns once every telegram received is parsed into
+	// its gateway's slot.
 	var inputs errgroup.Group
-	dialLimit := make(chan struct{}, dialConcurrency)
-	for _, g := range gateways {
-		r := ingest.NewReader(g, ingest.ReaderConfig{
-			IdleTimeout: cfg.IdleTimeout,
-			Location:    cfg.Location,
-			Logger:      log,
-			DialLimit:   dialLimit,
-		})
-		inputs.Go(func() error { return fail(r.Run(ctx)) })
-	}
+	readers := ingest.NewReaders(gateways, ingest.ReaderConfig{
+		IdleTimeout: cfg.IdleTimeout,
+		Location:    cfg.Location,
+		Logger:      log,
+		DialLimit:   make(chan struct{}, dialConcurrency),
+	})
+	inputs.Go(func() error { return fail(readers.Run(ctx)) })
 	if ln != nil {
 		st := &status{gateways: gateways, writer: writer, batcher: batcher, sink: sink, started: time.Now(), energy: worker, spoolErr: spoolErr,
 			cycle: cfg.Cycle, history: hist, loc: cfg.Location, country: cfg.Country}

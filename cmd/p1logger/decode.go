@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/p1logger/p1logger/ingest"
+	"github.com/p1logger/p1logger/ingest/dlms"
 	"github.com/p1logger/p1logger/parser"
 )
 
-const decodeUsage = `usage: p1logger decode [-tz ZONE] [FILE...]
+const decodeUsage = `usage: p1logger decode [-tz ZONE] [--key-file F] [FILE...]
 
 Reads raw P1 telegram bytes from the files (or standard input when there are
 none, or for "-") and prints one JSON object per telegram on standard output.
@@ -26,6 +27,14 @@ or line failed or a file held none, 2 on bad usage.
 
   -tz ZONE   IANA time zone of the meter's clock (default: $P1_TIMEZONE, else
              the host's zone)
+  --key-file F
+             decrypt the encrypted frames of Luxembourg Smarty and Austrian
+             meters (DLMS general-glo-ciphering) with the keys in F: lines
+             name=KEY or name=KEY,AUTHKEY as in P1_KEYS_FILE (each key is
+             tried on every frame), or one bare KEY[,AUTHKEY] line. A frame
+             that fails to decrypt is reported on standard error and counts
+             as a failed telegram; without --key-file, so is every
+             encrypted frame.
 `
 
 // runDecode implements "p1logger decode". It returns the process exit status.
@@ -34,6 +43,7 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, decodeUsage) }
 	tz := fs.String("tz", os.Getenv("P1_TIMEZONE"), "time zone")
+	keyFile := fs.String("key-file", "", "keys file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -48,13 +58,24 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var keys []dlms.Key
+	if *keyFile != "" {
+		named, err := readKeysFile("p1logger decode: --key-file", *keyFile, true)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		for _, k := range named {
+			keys = append(keys, k.key)
+		}
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	d := decoder{loc: loc, out: out, errOut: stderr}
+	d := decoder{loc: loc, out: out, errOut: stderr, keys: keys}
 	for _, name := range files {
 		if name == "-" {
 			d.stream("stdin", stdin)
@@ -76,6 +97,7 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 type decoder struct {
+	keys   []dlms.Key
 	loc    *time.Location
 	out    *bufio.Writer
 	errOut io.Writer
@@ -88,6 +110,14 @@ type decoder struct {
 // telegram's number and byte offset in the input.
 func (d *decoder) stream(name string, r io.Reader) {
 	var sp parser.Splitter
+	// Encrypted frames are decrypted (or, without a key that fits,
+	// reported) before the framing; plain bytes pass through unchanged.
+	frames := 0
+	r = dlms.NewReader(r, d.keys, func(err error) {
+		d.failed++
+		frames++
+		fmt.Fprintf(d.errOut, "%s: %v\n", name, err)
+	})
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), parser.MaxTelegramSize)
 	// consumed counts input bytes handed out so far; a token is the tail of
@@ -125,7 +155,7 @@ func (d *decoder) stream(name string, r io.Reader) {
 		fmt.Fprintf(d.errOut, "%s: read: %v\n", name, err)
 		return
 	}
-	if n == 0 {
+	if n == 0 && frames == 0 {
 		d.failed++
 		// "/" alone does not make a telegram: a frame without a CRC that
 		// does not have a telegram's shape was skipped too, so say both.

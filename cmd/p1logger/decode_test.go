@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -123,8 +124,9 @@ func TestDecodeAllTestdata(t *testing.T) {
 	files, _ := filepath.Glob(td + "telegrams/*.txt")
 	out, errOut, code := decodeRun(t, nil, append([]string{"-tz", "Europe/Brussels"}, files...)...)
 	objs := decodeObjects(t, out)
-	// Five captures are spec examples whose printed CRC does not verify.
-	if len(objs) != len(files)-5 || code != 1 || strings.Count(errOut, "crc mismatch") != 5 {
+	// Five captures are spec examples whose printed CRC does not verify,
+	// one a Smarty telegram edited and re-encrypted without fixing its CRC.
+	if len(objs) != len(files)-6 || code != 1 || strings.Count(errOut, "crc mismatch") != 6 {
 		t.Errorf("%d files → %d objects, exit %d, stderr:\n%s", len(files), len(objs), code, errOut)
 	}
 }
@@ -201,5 +203,78 @@ func TestDecodeBadLineCRCOK(t *testing.T) {
 	if len(stderr) != 3 || !strings.Contains(stderr[0], `telegram 1 at byte 0: line 21 "1-0:72:36.0(00001)"`) ||
 		!strings.HasSuffix(stderr[2], "(other lines used)") {
 		t.Errorf("stderr:\n%s", errOut)
+	}
+}
+
+// encryptedCapture returns the bytes of a public encrypted frame.
+func encryptedCapture(t *testing.T, name string) []byte {
+	t.Helper()
+	h, err := os.ReadFile("../../ingest/dlms/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDecodeKeyFile: a capture holding a Smarty frame, noise, a plain
+// telegram and a Steiermark frame decodes with a keys file in
+// P1_KEYS_FILE's form (each key tried on each frame), or with a bare key
+// for the one meter; a wrong key and no key are reported on stderr.
+func TestDecodeKeyFile(t *testing.T) {
+	plain, err := os.ReadFile(td + "telegrams/nl-dsmr50-iskra-am550-3ph-nogas.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var capture bytes.Buffer
+	capture.Write(encryptedCapture(t, "lu-smarty-nexxtlab.hex"))
+	capture.WriteString("\r\nnoise\x00\xff")
+	capture.Write(plain)
+	capture.Write(encryptedCapture(t, "at-sagemcom-t210d-steiermark.hex"))
+	file := writeFile(t, "capture.bin", capture.String())
+	keys := writeFile(t, "keys", "lux="+smartyKeyHex+"\ngraz=953E7F1725EA910F26E053813A639094\n")
+
+	out, errOut, code := decodeRun(t, nil, "-tz", "Europe/Brussels", "--key-file", keys, file)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	objs := decodeObjects(t, out)
+	if len(objs) != 3 {
+		t.Fatalf("%d objects, want 3:\n%s", len(objs), out)
+	}
+	for i, w := range []map[string]string{
+		{"meter_id": "SAG1030700114004", "taken_kwh": "6.695", "injected_kwh": "0.025", "crc": "ok"},
+		{"crc": "ok"},
+		{"taken_kwh": "14159.934", "taken_t1_kwh": "8520.922", "power_injected_w": "1803", "crc": "ok"},
+	} {
+		for k, v := range w {
+			if got := toString(objs[i][k]); got != v {
+				t.Errorf("telegram %d: %s = %s, want %s", i+1, k, got, v)
+			}
+		}
+	}
+
+	bare := writeFile(t, "key", smartyKeyHex+"\n")
+	out, errOut, code = decodeRun(t, nil, "--key-file", bare, file)
+	if code != 1 || len(decodeObjects(t, out)) != 2 ||
+		!strings.Contains(errOut, "encrypted frame 20645 from meter SAG350000D28F: authentication failed") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("bare Smarty key: exit %d, %d objects, stderr %q; want the Steiermark frame reported", code, len(decodeObjects(t, out)), errOut)
+	}
+
+	out, errOut, code = decodeRun(t, nil, file)
+	if code != 1 || len(decodeObjects(t, out)) != 1 || strings.Count(errOut, "no decryption key") != 2 || !strings.Contains(errOut, "--key-file") {
+		t.Errorf("no key: exit %d, stderr %q", code, errOut)
+	}
+	if strings.Contains(errOut, "D491") || strings.Contains(errOut, "953E") {
+		t.Errorf("stderr shows a key: %q", errOut)
+	}
+
+	bad := writeFile(t, "keys", "lux="+smartyKeyHex[:30]+"\n")
+	_, errOut, code = decodeRun(t, nil, "--key-file", bad, file)
+	if code != 2 || !strings.Contains(errOut, "--key-file: "+bad+" line 1: gateway \"lux\": the key has 30 characters") || strings.Contains(errOut, smartyKeyHex[:30]) {
+		t.Errorf("bad key file: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 const usage = `usage: p1logger              run the daemon (configured by P1_* environment variables)
        p1logger decode ...   decode raw telegrams to JSON (p1logger decode -h)
+       p1logger capture ADDRESS ...  save a gateway's raw bytes to a file (p1logger capture -h)
        p1logger report ...   print a month's electricity bill from InfluxDB (p1logger report -h)
        p1logger healthcheck  exit 0 if the running daemon's /healthz answers 200
 `
@@ -30,6 +31,8 @@ func run(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		switch args[0] {
 		case "decode":
 			return runDecode(args[1:], stdin, stdout, stderr)
+		case "capture":
+			return runCapture(args[1:], environ, stdout, stderr)
 		case "report":
 			return runReport(args[1:], environ, stdout, stderr)
 		case "healthcheck":

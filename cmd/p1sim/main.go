@@ -29,12 +29,18 @@
 // Kinds: badcrc, garbage, cut, drip, disconnect (count = telegrams before
 // closing, 0 = now), silence, refuse (duration).
 //
+// Encrypted output, as a Luxembourg Smarty or an Austrian meter sends it:
+// -key HEX (32 hex digits; -auth-key HEX, -system-title HEX and -security 30
+// or 20 as needed) wraps every telegram in a DLMS general-glo-ciphering
+// frame with a frame counter that grows from 1.
+//
 // A bad flag exits with status 2 and a one-line message naming it;
 // SIGINT or SIGTERM stop the simulator with status 0.
 package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,10 +52,12 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	_ "time/tzdata" // meters keep local time even in a scratch image
 
+	"github.com/p1logger/p1logger/ingest/dlms"
 	"github.com/p1logger/p1logger/sim"
 )
 
@@ -72,6 +80,10 @@ type options struct {
 	logLevel  slog.Level
 	logFormat string
 	net       netOptions // -mode and the flags of the modes other than tcp (net.go)
+	key       string     // -key, hex; empty: plain telegrams
+	authKey   string
+	title     string
+	security  string
 }
 
 // parseFlags parses args. Errors name the flag and fit on one line.
@@ -117,6 +129,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	})
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	addNetFlags(fs, &o.net)
+	fs.StringVar(&o.key, "key", "", "encrypt every telegram as a Luxembourg Smarty does (DLMS general-glo-ciphering, AES-128-GCM) with this `key` of 32 hex digits; frame counter from 1")
+	fs.StringVar(&o.authKey, "auth-key", "", "authentication `key` of 32 hex digits for -key (default: the Smarty specification's 00112233445566778899AABBCCDDEEFF)")
+	fs.StringVar(&o.title, "system-title", "5341473500000001", "system title for -key: 16 hex digits (manufacturer and serial number; default SAG5 00000001)")
+	fs.StringVar(&o.security, "security", "30", "security byte for -key: 30 (encrypted and authenticated, GCM tag) or 20 (encrypted only, as some Austrian meters)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -163,6 +179,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.speed != 1 || o.start != "" {
 		c.Now = sim.ScaledClock(start, o.speed)
+	}
+	if c.Wire, err = o.encryption(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -248,4 +267,46 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	st := srv.Stats()
 	logger.Info("stopped", "telegrams", st.Telegrams, "connections", st.Accepted)
 	return 0
+}
+
+// encryption returns the Wire function of -key, -auth-key, -system-title
+// and -security, nil without -key. Errors never quote a key.
+func (o *options) encryption() (func([]byte) []byte, error) {
+	if o.key == "" {
+		if o.authKey != "" {
+			return nil, errors.New("-auth-key: set without -key")
+		}
+		return nil, nil
+	}
+	k, err := dlms.ParseKey(o.key, o.authKey)
+	if err != nil {
+		flagName := "-key"
+		if strings.Contains(err.Error(), "authentication key") {
+			flagName = "-auth-key"
+		}
+		return nil, fmt.Errorf("%s: %v", flagName, err)
+	}
+	var st [8]byte
+	if b, err := hex.DecodeString(o.title); err != nil || len(b) != len(st) {
+		return nil, fmt.Errorf("-system-title: want 16 hex digits, got %q", o.title)
+	} else {
+		copy(st[:], b)
+	}
+	var sec byte
+	switch o.security {
+	case "30", "0x30":
+		sec = 0x30
+	case "20", "0x20":
+		sec = 0x20
+	default:
+		return nil, fmt.Errorf("-security: want 30 or 20, got %q", o.security)
+	}
+	var counter atomic.Uint32
+	return func(frame []byte) []byte {
+		out, err := dlms.Seal(nil, k, st, counter.Add(1), sec, frame)
+		if err != nil { // a telegram over 64 KiB: p1sim renders none
+			return frame
+		}
+		return out
+	}, nil
 }

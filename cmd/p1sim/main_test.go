@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/ingest/dlms"
 	"github.com/p1logger/p1logger/parser"
 )
 
@@ -48,6 +51,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-log-level", "loud"}, "-log-level"},
 		{[]string{"-no-such-flag"}, "-no-such-flag"},
 		{[]string{"extra"}, "extra"},
+		{[]string{"-key", "0011"}, "-key"},
+		{[]string{"-key", "000102030405060708090A0B0C0D0E0F", "-auth-key", "zz"}, "-auth-key"},
+		{[]string{"-auth-key", "000102030405060708090A0B0C0D0E0F"}, "-auth-key"},
+		{[]string{"-key", "000102030405060708090A0B0C0D0E0F", "-system-title", "SAG"}, "-system-title"},
+		{[]string{"-key", "000102030405060708090A0B0C0D0E0F", "-security", "10"}, "-security"},
 	} {
 		var stderr bytes.Buffer
 		code := serve(context.Background(), tc.args, &stderr)
@@ -220,5 +228,88 @@ func TestSignalExitsZero(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("p1sim did not stop on SIGTERM")
+	}
+}
+
+// TestServeEncrypted: with -key, p1sim sends general-glo-ciphering frames
+// with the given system title and a frame counter that grows by one; they
+// decrypt with the key (and the authentication key, checked) to telegrams
+// with valid CRCs, and the wrong key gets none of them.
+func TestServeEncrypted(t *testing.T) {
+	const key, auth = "000102030405060708090A0B0C0D0E0F", "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+	for _, sec := range []string{"30", "20"} {
+		t.Run(sec, func(t *testing.T) {
+			var logs syncBuffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan int, 1)
+			args := []string{"-listen", "127.0.0.1:0", "-interval", "20ms", "-log-format", "json",
+				"-key", key, "-auth-key", auth, "-system-title", "4C475A0102030405", "-security", sec}
+			go func() { done <- serve(ctx, args, &logs) }()
+			addr := waitLog(t, &logs, "gateway listening")
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			raw := make([]byte, 0, 16<<10)
+			for len(raw) < 4000 {
+				buf := make([]byte, 4096)
+				n, err := conn.Read(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = append(raw, buf[:n]...)
+			}
+			if bytes.Contains(raw, []byte("1-0:1.8.1")) {
+				t.Fatal("plain text on the wire")
+			}
+			// Frame counters: big-endian after the security byte.
+			var counters []uint32
+			for i := 0; i+20 < len(raw); i++ {
+				if raw[i] == 0xDB && raw[i+1] == 8 && bytes.Equal(raw[i+2:i+10], []byte{0x4C, 0x47, 0x5A, 1, 2, 3, 4, 5}) && raw[i+10] == 0x82 {
+					if fmt.Sprintf("%02x", raw[i+13]) != sec {
+						t.Fatalf("security byte %02x, want %s", raw[i+13], sec)
+					}
+					counters = append(counters, uint32(raw[i+14])<<24|uint32(raw[i+15])<<16|uint32(raw[i+16])<<8|uint32(raw[i+17]))
+				}
+			}
+			if len(counters) < 3 {
+				t.Fatalf("%d frames in %d bytes", len(counters), len(raw))
+			}
+			for i := 1; i < len(counters); i++ {
+				if counters[i] != counters[i-1]+1 {
+					t.Fatalf("frame counters %v: want +1 each", counters)
+				}
+			}
+			k, _ := dlms.ParseKey(key, auth)
+			var rejected []error
+			plain, _ := io.ReadAll(dlms.NewReader(bytes.NewReader(raw), []dlms.Key{k}, func(err error) { rejected = append(rejected, err) }))
+			// The first and last frame may be cut by where the read began
+			// and ended; the whole ones in between must all decrypt.
+			if len(rejected) > 1 {
+				t.Fatalf("rejected %v", rejected)
+			}
+			var sp parser.Splitter
+			sc := bufio.NewScanner(bytes.NewReader(plain))
+			sc.Split(sp.Split)
+			good := 0
+			for sc.Scan() {
+				if tg, err := parser.Parse(sc.Bytes(), time.UTC); err == nil && tg.CRC == parser.CRCOK {
+					good++
+				}
+			}
+			if good < len(counters)-1 {
+				t.Fatalf("%d good telegrams from %d frames", good, len(counters))
+			}
+			wrong, _ := dlms.ParseKey("0F0E0D0C0B0A09080706050403020100", "")
+			plain, _ = io.ReadAll(dlms.NewReader(bytes.NewReader(raw), []dlms.Key{wrong}, nil))
+			if bytes.Contains(plain, []byte("1-0:1.8.1")) {
+				t.Fatal("the wrong key decrypted a telegram")
+			}
+			cancel()
+			<-done
+		})
 	}
 }
