@@ -3,19 +3,15 @@ package rollup
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/internal/lineproto"
@@ -35,107 +31,101 @@ func (w influxWriter) WriteLines(ctx context.Context, lines []byte) error {
 	return w.srv.WriteLines(ctx, w.bucket, lines)
 }
 
-// countingQuerier is the official client's QueryAPI, remembering the
-// queries. It also reads every answer twice, with the rollup's fluxCSV and
-// with the client's own decoder, and fails the test where they differ.
+// TestQueriers, set by dialects_test.go (package rollup_test, which may
+// import internal/influx where this package may not), returns the Flux and
+// the InfluxQL Querier of a bucket of srv.
+var TestQueriers func(tb testing.TB, srv *influxtest.Server, bucket string) (flux, influxQL Querier)
+
+// countingQuerier asks every question in both languages, fails the test
+// where the answers differ, and answers with InfluxQL's: every scenario
+// recovered through it is recovered identically by either. It remembers
+// the questions asked.
 type countingQuerier struct {
-	api.QueryAPI
-	t       *testing.T
-	mu      sync.Mutex
-	queries []string
-	checked int // answers read both ways, with rows
+	flux, ql Querier
+	t        testing.TB
+	mu       sync.Mutex
+	queries  []string
+	checked  int // answers compared that had entries
 }
 
-func (q *countingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
+func (q *countingQuerier) note(method string, n int) {
 	q.mu.Lock()
-	q.queries = append(q.queries, query)
-	q.mu.Unlock()
-	text, err := q.QueryAPI.QueryRaw(ctx, query, d)
-	if err == nil {
-		q.compare(text)
-	}
-	return text, err
-}
-
-func (q *countingQuerier) compare(text string) {
-	var fc fluxCSV
-	got, gerr := fc.rows(text)
-	want, werr := clientRows(text)
-	if (gerr != nil) != (werr != nil) {
-		q.t.Errorf("fluxCSV error %v, client %v, on:\n%s", gerr, werr, text)
-		return
-	}
-	if d := rowDiffs(got, want); d != "" {
-		q.t.Errorf("fluxCSV against the client's decoder:\n%s\nanswer:\n%s", d, text)
-		return
-	}
-	if len(got) > 0 {
-		q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queries = append(q.queries, method)
+	if n > 0 {
 		q.checked++
-		q.mu.Unlock()
 	}
 }
 
-// clientRows reads a query's annotated CSV with the official client's
-// decoder (FluxRecord), the way the rollup read it before fluxCSV: the
-// reference fluxCSV is held to.
-func clientRows(text string) ([]row, error) {
-	res := api.NewQueryTableResult(io.NopCloser(strings.NewReader(text)))
-	defer res.Close()
-	var rows []row
-	for res.Next() {
-		rec := res.Record()
-		r := row{result: rec.Result(), at: rec.Time()}
-		r.gw, _ = rec.ValueByKey("gateway").(string)
-		r.meter, _ = rec.ValueByKey("meter_id").(string)
-		switch rec.Measurement() {
-		case "p1":
-			f, ok := p1FieldByName(rec.Field())
-			if !ok {
-				continue
-			}
-			r.f = f
-		case "p1_mbus":
-			r.f = fGas
-			r.channel, _ = rec.ValueByKey("channel").(string)
-		default:
-			continue
-		}
-		var ok bool
-		if r.value, ok = clientNumber(rec.Value()); !ok {
-			continue
-		}
-		if r.result == "drops" {
-			if r.v, ok = clientNumber(rec.ValueByKey("v")); !ok {
-				continue
-			}
-		}
-		if n, ok := rec.ValueByKey("run").(int64); ok {
-			r.run = n
-		}
-		rows = append(rows, r)
+// same compares the two answers, times by instant.
+func same[T any](q *countingQuerier, method string, sel Select, a, b []T, errA, errB error) {
+	if (errA != nil) != (errB != nil) {
+		q.t.Errorf("%s %v: flux error %v, influxql error %v", method, sel.Gateways, errA, errB)
+		return
 	}
-	return rows, res.Err()
+	ja, jb := fmt.Sprintf("%+v", normalTimes(a)), fmt.Sprintf("%+v", normalTimes(b))
+	if ja != jb {
+		q.t.Errorf("%s %v [%s, %s): flux and influxql differ:\nflux     %s\ninfluxql %s", method, sel.Gateways,
+			sel.Start.Format(time.RFC3339), sel.Stop.Format(time.RFC3339), ja, jb)
+	}
 }
 
-func clientNumber(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
+// normalTimes prints times as Unix nanoseconds, so that equal instants in
+// other locations compare equal.
+func normalTimes[T any](list []T) string {
+	var b strings.Builder
+	for _, x := range list {
+		fmt.Fprintf(&b, "%+v\n", x)
 	}
-	return 0, false
+	return timeRE.ReplaceAllStringFunc(b.String(), func(s string) string {
+		t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", s)
+		if err != nil {
+			return s
+		}
+		return strconv.FormatInt(t.UnixNano(), 10)
+	})
 }
 
-func (q *countingQuerier) ran(substr string) int {
+var timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} [A-Z]+`)
+
+func (q *countingQuerier) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
+	a, errA := q.flux.Summary(ctx, sel)
+	b, errB := q.ql.Summary(ctx, sel)
+	same(q, "Summary", sel, a, b, errA, errB)
+	q.note("Summary", len(b))
+	return b, errB
+}
+
+func (q *countingQuerier) Drops(ctx context.Context, sel Select) ([]Drop, error) {
+	a, errA := q.flux.Drops(ctx, sel)
+	b, errB := q.ql.Drops(ctx, sel)
+	same(q, "Drops", sel, a, b, errA, errB)
+	q.note("Drops", len(b))
+	return b, errB
+}
+
+func (q *countingQuerier) Runs(ctx context.Context, sel Select) ([]Run, error) {
+	a, errA := q.flux.Runs(ctx, sel)
+	b, errB := q.ql.Runs(ctx, sel)
+	same(q, "Runs", sel, a, b, errA, errB)
+	q.note("Runs", len(b))
+	return b, errB
+}
+
+func (q *countingQuerier) Last(ctx context.Context, sel Select) ([]Reading, error) {
+	a, errA := q.flux.Last(ctx, sel)
+	b, errB := q.ql.Last(ctx, sel)
+	same(q, "Last", sel, a, b, errA, errB)
+	q.note("Last", len(b))
+	return b, errB
+}
+
+func (q *countingQuerier) ran(method string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
 	for _, s := range q.queries {
-		if strings.Contains(s, substr) {
+		if s == method {
 			n++
 		}
 	}
@@ -155,11 +145,11 @@ type influxEnv struct {
 func newInfluxEnv(t *testing.T, loc *time.Location) *influxEnv {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	client := influxdb2.NewClient(srv.URL(), srv.Token())
-	t.Cleanup(client.Close)
-	q := &countingQuerier{QueryAPI: client.QueryAPI(""), t: t}
-	t.Cleanup(func() { t.Logf("%d answers with rows read alike by fluxCSV and the client", q.checked) })
-	return &influxEnv{t: t, srv: srv, bucket: srv.NewBucket(t), q: q, clock: &fakeClock{}, loc: loc}
+	bucket := srv.NewBucket(t)
+	flux, ql := TestQueriers(t, srv, bucket)
+	q := &countingQuerier{flux: flux, ql: ql, t: t}
+	t.Cleanup(func() { t.Logf("%d answers with entries alike in Flux and InfluxQL", q.checked) })
+	return &influxEnv{t: t, srv: srv, bucket: bucket, q: q, clock: &fakeClock{}, loc: loc}
 }
 
 func (e *influxEnv) worker(now time.Time, gws ...string) *Worker {
@@ -247,24 +237,19 @@ func (e *influxEnv) energy() map[pointKey]map[string]string {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := e.q.QueryAPI.Query(ctx, fmt.Sprintf(`from(bucket: %q)
+	rows, err := e.srv.Flux(ctx, fmt.Sprintf(`from(bucket: %q)
   |> range(start: 1970-01-01T00:00:00Z, stop: 2100-01-01T00:00:00Z)
   |> filter(fn: (r) => r._measurement == "p1_energy")`, e.bucket))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer res.Close()
 	out := map[pointKey]map[string]string{}
-	for res.Next() {
-		r := res.Record()
-		k := pointKey{gw: r.ValueByKey("gateway").(string), period: r.ValueByKey("period").(string), at: r.Time().UnixNano()}
+	for _, r := range rows {
+		k := pointKey{gw: r["gateway"].(string), period: r["period"].(string), at: r["_time"].(time.Time).UnixNano()}
 		if out[k] == nil {
 			out[k] = map[string]string{}
 		}
-		out[k][r.Field()] = strconv.FormatFloat(r.Value().(float64), 'f', -1, 64)
-	}
-	if err := res.Err(); err != nil {
-		e.t.Fatal(err)
+		out[k][r["_field"].(string)] = strconv.FormatFloat(r["_value"].(float64), 'f', -1, 64)
 	}
 	return out
 }
@@ -366,7 +351,7 @@ func TestRecoverSeededHistory(t *testing.T) {
 	if len(got) != 4 {
 		t.Errorf("%d points, want 4 (day, month, previous day, previous month): %v", len(got), got)
 	}
-	if n := e.q.ran("cumulativeSum") + e.q.ran("r._value < 0.0"); n != 0 {
+	if n := e.q.ran("Runs") + e.q.ran("Drops"); n != 0 {
 		t.Errorf("the runs or drops query ran %d times for a history without meter changes or resets", n)
 	}
 }
@@ -550,7 +535,7 @@ func TestRecoverMeterChanges(t *testing.T) {
 	if g := got[pointKey{"home", "day", d.start.UnixNano()}]; !equalFields(g, wantDay) {
 		t.Errorf("day = %v, want %v", g, wantDay)
 	}
-	if e.q.ran("cumulativeSum") == 0 {
+	if e.q.ran("Runs") == 0 {
 		t.Error("the runs query did not run for overlapping meter series")
 	}
 }
@@ -591,10 +576,10 @@ func TestRecoverReset(t *testing.T) {
 	if g := got[pointKey{"home", "day", d.start.UnixNano()}]; !equalFields(g, wantDay) {
 		t.Errorf("day = %v, want %v", g, wantDay)
 	}
-	if e.q.ran("r._value < 0.0") == 0 {
+	if e.q.ran("Drops") == 0 {
 		t.Error("the drops query did not run")
 	}
-	if e.q.ran("cumulativeSum") != 0 {
+	if e.q.ran("Runs") != 0 {
 		t.Error("the runs query ran without a meter change")
 	}
 }
@@ -683,14 +668,6 @@ func TestGatewayNamesAreQuoted(t *testing.T) {
 	}
 }
 
-func TestFluxRegexOneOf(t *testing.T) {
-	got := fluxRegexOneOf([]string{"gw.1", "a/b", "x\ty", "(+)"})
-	want := `/^(gw\.1|a\/b|x\x{9}y|\(\+\))$/`
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-}
-
 // BenchmarkRecoverMonth measures the start-up recovery of a month of
 // 5-second readings (about 535,000 p1 points) for one gateway: the case the
 // queries were written for. Seeding takes a while; run it on its own:
@@ -703,8 +680,6 @@ func TestFluxRegexOneOf(t *testing.T) {
 func BenchmarkRecoverMonth(b *testing.B) {
 	loc := mustLoad(b, "Europe/Brussels")
 	srv := influxtest.Shared(b)
-	client := influxdb2.NewClient(srv.URL(), srv.Token())
-	defer client.Close()
 	bucket := srv.NewBucket(b)
 	m := &meter{id: "E1", gasID: "G1", t1: 1_000_000, t2: 2_000_000, withGas: true}
 	now := local(loc, 2026, 3, 31, 23, 0)
@@ -720,38 +695,28 @@ func BenchmarkRecoverMonth(b *testing.B) {
 		}
 		e.seedTB(b, "home", m.readings(day, to, step, loc))
 	}
-	clock := &fakeClock{t: now}
-	recoverOnce := func() {
-		w, err := New(Config{Location: loc, Bucket: bucket, Now: clock.Now, Gateways: []string{"home"}},
-			influxWriter{srv, bucket}, timingQuerier{b, client.QueryAPI("")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.tick(context.Background(), true)
+	flux, ql := TestQueriers(b, srv, bucket)
+	for _, d := range []struct {
+		name string
+		q    Querier
+	}{{"flux", flux}, {"influxql", ql}} {
+		b.Run(d.name, func(b *testing.B) {
+			clock := &fakeClock{t: now}
+			recoverOnce := func() {
+				w, err := New(Config{Location: loc, Bucket: bucket, Now: clock.Now, Gateways: []string{"home"}},
+					influxWriter{srv, bucket}, d.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.tick(context.Background(), true)
+			}
+			if testing.Short() {
+				recoverOnce()
+				b.Skip("-short: recovered once; run without -short for the timing")
+			}
+			for b.Loop() {
+				recoverOnce()
+			}
+		})
 	}
-	if testing.Short() {
-		recoverOnce()
-		b.Skip("-short: recovered once; run without -short for the timing")
-	}
-	b.ResetTimer()
-	for range b.N {
-		recoverOnce()
-	}
-}
-
-// timingQuerier logs how long each query took, to the end of its answer.
-type timingQuerier struct {
-	tb testing.TB
-	q  api.QueryAPI
-}
-
-func (q timingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
-	t0 := time.Now()
-	text, err := q.q.QueryRaw(ctx, query, d)
-	if err != nil {
-		return "", err
-	}
-	lines := strings.Split(query, "\n")
-	q.tb.Logf("%v %d bytes: %s", time.Since(t0).Round(time.Millisecond), len(text), strings.Join(lines[1:3], " "))
-	return text, nil
 }
