@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/p1logger/p1logger/internal/influx"
 )
 
 // rawConfig is the environment as DESIGN.md names it. Values stay strings so
@@ -29,6 +31,7 @@ type rawConfig struct {
 	InfluxTokenFile string `env:"P1_INFLUX_TOKEN_FILE"`
 	InfluxOrg       string `env:"P1_INFLUX_ORG"`
 	InfluxBucket    string `env:"P1_INFLUX_BUCKET" envDefault:"p1"`
+	InfluxQuery     string `env:"P1_INFLUX_QUERY" envDefault:"auto"`
 	Timezone        string `env:"P1_TIMEZONE"`
 	RollupInterval  string `env:"P1_ROLLUP_INTERVAL" envDefault:"1m"`
 	IdleTimeout     string `env:"P1_IDLE_TIMEOUT" envDefault:"10s"`
@@ -60,6 +63,7 @@ type config struct {
 	InfluxToken    string
 	InfluxOrg      string
 	InfluxBucket   string
+	InfluxQuery    influx.Language // P1_INFLUX_QUERY: flux, influxql or auto
 	Location       *time.Location
 	SpoolDir       string
 	SpoolMaxBytes  int64  // 0: P1_SPOOL_MAX_BYTES not set (the spool's default)
@@ -132,6 +136,10 @@ func loadConfig(environ []string) (*config, error) {
 	cfg.InfluxBucket = raw.InfluxBucket
 	if strings.ContainsAny(cfg.InfluxBucket, " \t\n") {
 		return nil, fmt.Errorf("P1_INFLUX_BUCKET: %q contains white space; want a bucket name (1.8: database/retention-policy)", raw.InfluxBucket)
+	}
+
+	if cfg.InfluxQuery, err = influx.ParseLanguage(raw.InfluxQuery); err != nil {
+		return nil, fmt.Errorf("P1_INFLUX_QUERY: %q %v", raw.InfluxQuery, err)
 	}
 
 	cfg.Location = time.Local

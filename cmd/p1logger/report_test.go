@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/deploy/flux"
 	"github.com/p1logger/p1logger/internal/influxtest"
 )
 
@@ -75,6 +76,12 @@ func runReportT(t *testing.T, env []string, args ...string) (code int, stdout, s
 // 1.8. The numbers are worked out by hand; amounts are rounded to cents
 // line by line, half away from zero, as monthly-bill.flux does.
 func TestReport(t *testing.T) {
+	for _, lang := range []string{"flux", "influxql", "auto"} {
+		t.Run(lang, func(t *testing.T) { testReport(t, lang) })
+	}
+}
+
+func testReport(t *testing.T, lang string) {
 	loc := brusselsLoc(t)
 	srv := influxtest.Shared(t)
 	bucket := srv.NewBucket(t)
@@ -86,7 +93,7 @@ func TestReport(t *testing.T) {
 	// No P1_GATEWAYS: the report does not need it. Daemon-only variables
 	// with values the daemon would refuse do not matter either.
 	env := []string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels",
-		"P1_CYCLE=bogus", "P1_HTTP_ADDR=nonsense"}
+		"P1_CYCLE=bogus", "P1_HTTP_ADDR=nonsense", "P1_INFLUX_QUERY=" + lang}
 
 	t.Run("table", func(t *testing.T) {
 		// October 2025, home:
@@ -214,6 +221,73 @@ func TestReport(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReportEqualsFluxFile: the bill p1logger report computes in Go, asked
+// in either language, is line for line the one deploy/flux/monthly-bill.flux
+// computes on the same data, with its default prices and with others.
+func TestReportEqualsFluxFile(t *testing.T) {
+	loc := brusselsLoc(t)
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.WriteLines(ctx, bucket, reportSeed(loc)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		month, gateway string
+		prices         []string
+	}{
+		{"2025-10", "home", nil},
+		{"2025-10", "home", octPrices},
+		{"2025-10", "garage", octPrices},
+		{"2026-03", "garage", []string{"--vat", "0.21", "--vat-on-injection=true", "--capacity-eur-per-kw-year", "0"}},
+	} {
+		start, stop, _, err := reportMonth(c.month, time.Time{}, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := parseReportArgs(c.prices, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := map[string]any{"bucket": bucket, "gateway": c.gateway, "start": start, "stop": stop}
+		for k, v := range opts.params {
+			params[k] = v
+		}
+		src, err := flux.Query(billQuery, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := srv.Flux(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []billLine
+		for _, r := range rows {
+			l := billLine{Line: r["line"].(int64), Item: r["item"].(string), Unit: r["unit"].(string)}
+			l.Quantity, l.Price, l.Amount = r["quantity"].(float64), r["price"].(float64), r["amount"].(float64)
+			want = append(want, l)
+		}
+		if len(want) != 8 {
+			t.Fatalf("%s %s: %s gave %d lines: %v", c.month, c.gateway, billQuery, len(want), rows)
+		}
+		for _, lang := range []string{"flux", "influxql"} {
+			env := []string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels", "P1_INFLUX_QUERY=" + lang}
+			code, out, errs := runReportT(t, env, append([]string{"--month", c.month, "--gateway", c.gateway, "--format", "json"}, c.prices...)...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d: %s", lang, code, errs)
+			}
+			var got reportJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Bills) != 1 || fmt.Sprint(got.Bills[0].Lines) != fmt.Sprint(want) || got.Bills[0].Total != want[7].Amount {
+				t.Errorf("%s %s %v, %s:\nreport %+v\nflux   %+v", c.month, c.gateway, c.prices, lang, got.Bills, want)
+			}
+		}
+	}
 }
 
 func TestReportInfluxUnreachable(t *testing.T) {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// billPrices returns the bill parameters: set ones (flags, P1_REPORT_*)
+// over the defaults that monthly-bill.flux holds, so that the report and
+// the Flux file bill alike with nothing set.
+func billPrices(set map[string]any) (map[string]any, error) {
+	defaults := fluxDefaults(billQuery)
+	out := make(map[string]any, len(billParams))
+	for _, p := range billParams {
+		if v, ok := set[p.name]; ok {
+			out[p.name] = v
+			continue
+		}
+		d, ok := defaults[p.name]
+		if !ok {
+			return nil, fmt.Errorf("%s has no default for %s", billQuery, p.name)
+		}
+		v, err := billValue(p, strings.Trim(d, `"`))
+		if err != nil {
+			return nil, fmt.Errorf("%s: default %s %q %v", billQuery, p.name, d, err)
+		}
+		out[p.name] = v
+	}
+	return out, nil
+}
+
+// cents rounds to cents, half away from zero, as Flux's math.round does.
+func cents(x float64) float64 { return math.Round(x*100) / 100 }
+
+// computeBill is monthly-bill.flux in Go, line for line, so that the bill
+// is the same whichever query language the server speaks: energy is the
+// gateway's p1_energy month point (found false: none), peaksW its p1_peak
+// values of the 12 months ending with this one. Amounts are rounded to
+// cents line by line; the total is the sum of the rounded lines. Without
+// a month point the bill is line 0, the reason, and a total of 0.
+func computeBill(prices map[string]any, gateway string, start time.Time, energy map[string]float64, found bool, peaksW []float64) []billLine {
+	f := func(name string) float64 { v, _ := prices[name].(float64); return v }
+	s := func(name string) string { v, _ := prices[name].(string); return v }
+	e := func(name string) float64 {
+		if !found {
+			return 0
+		}
+		return energy[name]
+	}
+	minKW := f("capacity_min_kw")
+	capacityKW := minKW
+	if len(peaksW) > 0 {
+		sum := 0.0
+		for _, w := range peaksW {
+			sum += math.Max(w/1000, minKW)
+		}
+		capacityKW = sum / float64(len(peaksW))
+	}
+	capacityPrice := f("capacity_eur_per_kw_year") / 12
+
+	takenT1 := cents(e("taken_t1_kwh") * f("price_taken_t1"))
+	takenT2 := cents(e("taken_t2_kwh") * f("price_taken_t2"))
+	injectedT1 := 0 - cents(e("injected_t1_kwh")*f("price_injected_t1"))
+	injectedT2 := 0 - cents(e("injected_t2_kwh")*f("price_injected_t2"))
+	fixed := cents(f("fixed_per_month"))
+	capacity := cents(capacityKW * capacityPrice)
+	charges := takenT1 + takenT2 + fixed + capacity
+	vatBase := charges
+	if v, _ := prices["vat_on_injection"].(bool); v {
+		vatBase = charges + injectedT1 + injectedT2
+	}
+	vat := cents(vatBase * f("vat"))
+	total := 0.0
+	if found {
+		total = cents(charges + injectedT1 + injectedT2 + vat)
+	}
+	if !found {
+		reason := fmt.Sprintf("no data: no p1_energy month point for gateway %q at %s (a month before p1logger ran, a misspelt gateway, or a start that is not the local start of the month)",
+			gateway, start.UTC().Format(time.RFC3339Nano))
+		return []billLine{
+			{0, reason, 0, "month", 0, 0},
+			{8, "total", 1, "month", total, total},
+		}
+	}
+	t1, t2 := s("tariff1"), s("tariff2")
+	return []billLine{
+		{1, "taken " + t1 + " (tariff 1)", e("taken_t1_kwh"), "kWh", f("price_taken_t1"), takenT1},
+		{2, "taken " + t2 + " (tariff 2)", e("taken_t2_kwh"), "kWh", f("price_taken_t2"), takenT2},
+		{3, "injected " + t1 + " (tariff 1)", e("injected_t1_kwh"), "kWh", f("price_injected_t1"), injectedT1},
+		{4, "injected " + t2 + " (tariff 2)", e("injected_t2_kwh"), "kWh", f("price_injected_t2"), injectedT2},
+		{5, "fixed costs", 1, "month", f("fixed_per_month"), fixed},
+		{6, "capacity tariff (12-month average peak)", capacityKW, "kW", capacityPrice, capacity},
+		{7, "VAT", vatBase, "EUR", f("vat"), vat},
+		{8, "total", 1, "month", total, total},
+	}
+}
