@@ -1,10 +1,14 @@
 package rollup
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -31,10 +35,16 @@ func (w influxWriter) WriteLines(ctx context.Context, lines []byte) error {
 	return w.srv.WriteLines(ctx, w.bucket, lines)
 }
 
-// TestQueriers, set by dialects_test.go (package rollup_test, which may
-// import internal/influx where this package may not), returns the Flux and
-// the InfluxQL Querier of a bucket of srv.
-var TestQueriers func(tb testing.TB, srv *influxtest.Server, bucket string) (flux, influxQL Querier)
+// TestQuerier, set by dialects_test.go (package rollup_test, which may
+// import internal/influx where this package may not), returns
+// internal/influx's Querier for bucket at url in lang (flux, influxql or
+// auto).
+var TestQuerier func(tb testing.TB, url, bucket, lang string) Querier
+
+// testQueriers returns the Flux and the InfluxQL Querier of bucket on srv.
+func testQueriers(tb testing.TB, srv *influxtest.Server, bucket string) (flux, influxQL Querier) {
+	return TestQuerier(tb, srv.URL(), bucket, "flux"), TestQuerier(tb, srv.URL(), bucket, "influxql")
+}
 
 // countingQuerier asks every question in both languages, fails the test
 // where the answers differ, and answers with InfluxQL's: every scenario
@@ -146,7 +156,7 @@ func newInfluxEnv(t *testing.T, loc *time.Location) *influxEnv {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	bucket := srv.NewBucket(t)
-	flux, ql := TestQueriers(t, srv, bucket)
+	flux, ql := testQueriers(t, srv, bucket)
 	q := &countingQuerier{flux: flux, ql: ql, t: t}
 	t.Cleanup(func() { t.Logf("%d answers with entries alike in Flux and InfluxQL", q.checked) })
 	return &influxEnv{t: t, srv: srv, bucket: bucket, q: q, clock: &fakeClock{}, loc: loc}
@@ -496,9 +506,11 @@ func TestMonthBeganWhileDown(t *testing.T) {
 // a meter_id that flips back (series that overlap in time, so the runs
 // query is needed), a gas meter swap, and a second gas device on a higher
 // channel as a decoy.
-func TestRecoverMeterChanges(t *testing.T) {
-	loc := mustLoad(t, "Europe/Brussels")
-	e := newInfluxEnv(t, loc)
+// meterChangeHistory seeds e with a day of meter swaps on the 25-hour
+// day of 2026-10-25 in Brussels: a reset, a gas meter swapped, an
+// electricity meter swapped and back (series that overlap in time), and a
+// second gas channel. It returns the history and the time to recover at.
+func meterChangeHistory(t *testing.T, e *influxEnv, loc *time.Location) ([]reading, time.Time) {
 	at := func(h, m int) time.Time { return local(loc, 2026, 10, 25, h, m) }
 	r := func(at time.Time, meter, taken, t2, gasMeter, gas string) reading {
 		rd := reading{at: at, meter: meter, vals: map[field]parser.Decimal{fTaken: dec(t, taken), fTakenT2: dec(t, t2)}}
@@ -522,12 +534,19 @@ func TestRecoverMeterChanges(t *testing.T) {
 	e.seed("home", hist)
 	e.writeRaw(fmt.Sprintf("p1_mbus,channel=3,gateway=home,kind=gas,meter_id=G9,unit=m3 value=77 %d\n", at(1, 0).UnixNano()) +
 		fmt.Sprintf("p1_mbus,channel=3,gateway=home,kind=gas,meter_id=G9,unit=m3 value=99 %d\n", at(7, 0).UnixNano()))
-	w := e.worker(at(9, 0), "home")
+	return hist, at(9, 0)
+}
+
+func TestRecoverMeterChanges(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	e := newInfluxEnv(t, loc)
+	hist, now := meterChangeHistory(t, e, loc)
+	w := e.worker(now, "home")
 	w.tick(context.Background(), true)
 	got := e.energy()
-	d := periodOf(day, at(9, 0), loc)
+	d := periodOf(day, now, loc)
 	e.checkEnergy(got, "home", hist, d)
-	e.checkEnergy(got, "home", hist, periodOf(month, at(9, 0), loc))
+	e.checkEnergy(got, "home", hist, periodOf(month, now, loc))
 	// taken: (1001.5−1000.001) + (1.125−0.125) + (7002.25−7000) + (1.75−1.5) + 0 = 4.999
 	// t2:    (500.6−500) + (0.6−0.1) + (3001−3000) + (0.8−0.7) = 2.2
 	// gas:   (301.25−300.5) + (3.5−0.5) = 3.75
@@ -641,6 +660,114 @@ func TestRecoverRandom(t *testing.T) {
 	}
 }
 
+// noFluxProxy stands in front of the real InfluxDB as InfluxDB 3 would: no
+// /api/v2/query (404), and /ping saying version (none: as it is). It
+// counts the requests per path.
+func noFluxProxy(t *testing.T, target string, version string) (*httptest.Server, func(path string) int) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path]++
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/api/v2/query") {
+			http.Error(w, `{"error": "404 page not found"}`, http.StatusNotFound)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("proxy: read request: %v", err)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			t.Errorf("proxy: %v", err)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		if r.URL.Path == "/ping" && version != "" {
+			w.Header().Set("X-Influxdb-Version", version)
+			w.Header().Set("X-Influxdb-Build", "Core")
+		}
+		w.WriteHeader(resp.StatusCode)
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			t.Logf("proxy: copy answer of %s: %v", r.URL.Path, err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[path]
+	}
+}
+
+// TestRecoverWithoutFlux: behind a proxy that refuses Flux as InfluxDB 3
+// does, P1_INFLUX_QUERY=auto finds InfluxQL and recovers the meter swaps of
+// TestRecoverMeterChanges to the same values as Flux on the server itself;
+// with /ping saying nothing (a 1.8 without flux-enabled) as well as saying
+// version 3.
+func TestRecoverWithoutFlux(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	e := newInfluxEnv(t, loc)
+	hist, now := meterChangeHistory(t, e, loc)
+	d, m := periodOf(day, now, loc), periodOf(month, now, loc)
+
+	recover := func(q Querier) map[pointKey]map[string]string {
+		rec := &recorder{}
+		w, err := New(Config{Location: loc, Bucket: e.bucket, Now: func() time.Time { return now }, Gateways: []string{"home"},
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, rec, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.tick(context.Background(), true)
+		out := map[pointKey]map[string]string{}
+		for k, p := range rec.points(t) {
+			out[k] = p.fields
+		}
+		return out
+	}
+	want := recover(TestQuerier(t, e.srv.URL(), e.bucket, "flux"))
+	if len(want[pointKey{"home", "day", d.start.UnixNano()}]) == 0 || len(want[pointKey{"home", "month", m.start.UnixNano()}]) == 0 {
+		t.Fatalf("flux recovered %v", want)
+	}
+	for _, version := range []string{"3.0.3", ""} {
+		proxy, seen := noFluxProxy(t, e.srv.URL(), version)
+		got := recover(TestQuerier(t, proxy.URL, e.bucket, "auto"))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("version %q: auto behind the proxy recovered\n%v\nwant (flux)\n%v", version, got, want)
+		}
+		for _, p := range []period{d, m} {
+			ref := map[string]string{}
+			for f := range numFields {
+				if v, ok := reference(hist, f, p); ok {
+					ref[fieldNames[f]] = normal(v).String()
+				}
+			}
+			if g := got[pointKey{"home", p.kind.String(), p.start.UnixNano()}]; !equalFields(g, ref) {
+				t.Errorf("version %q: %s = %v, want %v", version, p, g, ref)
+			}
+		}
+		if seen("/query") == 0 || seen("/ping") != 1 {
+			t.Errorf("version %q: %d InfluxQL requests, %d pings; want some and one", version, seen("/query"), seen("/ping"))
+		}
+		if n := seen("/api/v2/query"); (version != "" && n != 0) || (version == "" && n != 1) {
+			t.Errorf("version %q: %d Flux requests; want none for version 3, one probe otherwise", version, n)
+		}
+	}
+}
+
 // TestGatewayNamesAreQuoted: names with quotes, backslashes and "${" go
 // into Flux as literals, not code.
 func TestGatewayNamesAreQuoted(t *testing.T) {
@@ -695,7 +822,7 @@ func BenchmarkRecoverMonth(b *testing.B) {
 		}
 		e.seedTB(b, "home", m.readings(day, to, step, loc))
 	}
-	flux, ql := TestQueriers(b, srv, bucket)
+	flux, ql := testQueriers(b, srv, bucket)
 	for _, d := range []struct {
 		name string
 		q    Querier
