@@ -43,8 +43,9 @@ type InfluxConfig struct {
 	Client *http.Client
 }
 
-// HTTPSink writes to InfluxDB's /api/v2/write endpoint (2.x, Cloud, and 1.8+
-// through its v2-compatible API) with nanosecond precision. It is safe for
+// HTTPSink writes to InfluxDB's /api/v2/write endpoint (2.x, Cloud, 1.8+
+// through its v2-compatible API, and InfluxDB 3 through its compatibility
+// API) with nanosecond precision. It is safe for
 // concurrent use.
 type HTTPSink struct {
 	writeURL string
@@ -172,7 +173,31 @@ type WriteError struct {
 	Status     int           // HTTP status code
 	Message    string        // the server's explanation
 	RetryAfter time.Duration // from a Retry-After header; 0 when absent
+	// Partial is set when the server said which lines it refused and that
+	// it took the others (InfluxDB 3: 400 "partial write of line protocol
+	// occurred" with one entry per refused line). 1.8 also stores the good
+	// lines of a 400 but does not say which; 2.x stores none.
+	Partial *PartialWrite
 }
+
+// PartialWrite is what a server that takes part of a batch says about it.
+type PartialWrite struct {
+	// Refused are the 1-based numbers of the lines the server refused, in
+	// increasing order.
+	Refused []int
+	// Through is the last line the answer speaks for: InfluxDB 3 lists at
+	// most maxPartialDetails refused lines, so when the list is full, the
+	// lines after its last one may have been refused or taken. When the
+	// list is shorter, Through is the whole batch (0 stands for that).
+	Through int
+}
+
+// maxPartialDetails is how many refused lines InfluxDB 3 details at most
+// in one answer (its documentation: "up to 100 points").
+const maxPartialDetails = 100
+
+// maxErrorBody bounds the error answer read.
+const maxErrorBody = 256 << 10
 
 func (e *WriteError) Error() string {
 	return fmt.Sprintf("influxdb answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
@@ -190,7 +215,9 @@ const (
 	// other 4xx). The Writer splits it to find the lines the server refuses
 	// and drops only those: 2.x stores nothing of a batch it answers 400 to
 	// (1.8 stores the good lines), so dropping the whole batch would lose
-	// every other gateway's points with it.
+	// every other gateway's points with it. Where the server says which
+	// lines it refused and that it took the rest (WriteError.Partial,
+	// InfluxDB 3), the Writer drops those lines and sends nothing again.
 	Drop
 	// Split halves the batch and sends each half (413 Request Entity Too Large).
 	Split
@@ -214,8 +241,14 @@ func Classify(err error) Action {
 }
 
 func readWriteError(resp *http.Response) error {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	we := &WriteError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	// InfluxDB 3 details up to 100 refused lines, each quoted whole: room
+	// for 100 long lines, and the message kept short for the log.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	msg := strings.TrimSpace(string(raw))
+	if len(msg) > 4<<10 {
+		msg = msg[:4<<10] + "..."
+	}
+	we := &WriteError{Status: resp.StatusCode, Message: msg}
 	// 2.x answers {"code":…,"message":…}, 1.8 {"error":…}.
 	var body struct {
 		Message string `json:"message"`
@@ -228,6 +261,7 @@ func readWriteError(resp *http.Response) error {
 			we.Message = body.Error
 		}
 	}
+	we.Partial = partialWrite(resp.StatusCode, raw)
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
 			we.RetryAfter = time.Duration(secs) * time.Second
@@ -236,4 +270,41 @@ func readWriteError(resp *http.Response) error {
 		}
 	}
 	return we
+}
+
+// partialWrite reads InfluxDB 3's account of a partial write:
+//
+//	{"error":"partial write of line protocol occurred",
+//	 "data":[{"original_line":"…","line_number":2,"error_message":"…"}, …]}
+//
+// and returns nil for any other answer (a whole batch refused: "parsing
+// failed", whose data is one object; 1.8's and 2.x's answers; an answer
+// too long to read whole), so that the batch is split as before.
+func partialWrite(status int, raw []byte) *PartialWrite {
+	if status != http.StatusBadRequest || !bytes.Contains(raw, []byte("partial write")) {
+		return nil
+	}
+	var body struct {
+		Error string `json:"error"`
+		Data  []struct {
+			Line int `json:"line_number"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(raw, &body) != nil || !strings.Contains(body.Error, "partial write") {
+		return nil
+	}
+	p := &PartialWrite{}
+	for _, d := range body.Data {
+		if d.Line <= 0 || (len(p.Refused) > 0 && d.Line <= p.Refused[len(p.Refused)-1]) {
+			return nil // not an account we can rely on
+		}
+		p.Refused = append(p.Refused, d.Line)
+	}
+	if len(p.Refused) == 0 {
+		return nil
+	}
+	if len(p.Refused) >= maxPartialDetails {
+		p.Through = p.Refused[len(p.Refused)-1]
+	}
+	return p
 }

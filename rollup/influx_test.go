@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -846,4 +847,92 @@ func BenchmarkRecoverMonth(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkColdStart1000 measures a cold start (no local state) of 1,000
+// gateways with a month of history: every gateway's day and month, and
+// yesterday and last month, recovered from InfluxDB, in Flux and in
+// InfluxQL. The history is coarse (a reading every two hours, with gas) so
+// that seeding stays within a minute; the queries' cost follows the number
+// of series and the scan, not the step, as long as both are the same for
+// both languages. Run it on its own:
+//
+//	go test -run '^$' -bench ColdStart1000 -benchtime 1x ./rollup/
+func BenchmarkColdStart1000(b *testing.B) {
+	if testing.Short() {
+		b.Skip("-short: seeding 1,000 gateways takes a minute")
+	}
+	loc := mustLoad(b, "Europe/Brussels")
+	srv := influxtest.Shared(b)
+	bucket := srv.NewBucket(b)
+	e := &influxEnv{srv: srv, bucket: bucket}
+	now := local(loc, 2026, 3, 31, 12, 0)
+	gws := gatewayNames(1000)
+	t0 := time.Now()
+	for i, gw := range gws {
+		m := &meter{id: fmt.Sprintf("1SAG%010d", i), gasID: fmt.Sprintf("G%06d", i), t1: 1_000_000 + int64(i), t2: 2_000_000, withGas: true}
+		e.seedTB(b, gw, m.readings(local(loc, 2026, 2, 27, 0, 0), now.Add(-time.Hour), 2*time.Hour, loc))
+	}
+	b.Logf("seeded 1,000 gateways in %s", time.Since(t0).Round(time.Second))
+	flux, ql := testQueriers(b, srv, bucket)
+	for _, d := range []struct {
+		name string
+		q    Querier
+	}{{"flux", flux}, {"influxql", ql}} {
+		b.Run(d.name, func(b *testing.B) {
+			for b.Loop() {
+				q := &stubCounter{q: d.q}
+				w, err := New(Config{Location: loc, Bucket: bucket, Now: func() time.Time { return now }, Gateways: gws},
+					&recorder{}, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < 20 && !w.allRecovered(); i++ {
+					w.tick(context.Background(), true)
+				}
+				if !w.allRecovered() {
+					b.Fatal("not recovered after 20 rollups")
+				}
+				b.ReportMetric(float64(q.n.Load()), "questions")
+			}
+		})
+	}
+}
+
+// stubCounter counts the questions asked of q.
+type stubCounter struct {
+	q Querier
+	n atomic.Int64
+}
+
+func (c *stubCounter) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
+	c.n.Add(1)
+	return c.q.Summary(ctx, sel)
+}
+
+func (c *stubCounter) Drops(ctx context.Context, sel Select) ([]Drop, error) {
+	c.n.Add(1)
+	return c.q.Drops(ctx, sel)
+}
+
+func (c *stubCounter) Runs(ctx context.Context, sel Select) ([]Run, error) {
+	c.n.Add(1)
+	return c.q.Runs(ctx, sel)
+}
+
+func (c *stubCounter) Last(ctx context.Context, sel Select) ([]Reading, error) {
+	c.n.Add(1)
+	return c.q.Last(ctx, sel)
+}
+
+// allRecovered reports whether every tracked gateway-period is recovered.
+func (w *Worker) allRecovered() bool {
+	for _, tp := range w.tracked {
+		for _, gp := range tp.gws {
+			if !gp.recovered {
+				return false
+			}
+		}
+	}
+	return len(w.tracked) > 0
 }
