@@ -193,13 +193,22 @@ func (c *Client) Detect(ctx context.Context) (Server, error) {
 	if err != nil {
 		return s, fmt.Errorf("detect influxdb: %w", err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return s, fmt.Errorf("detect influxdb: /ping: %s", resp.Status)
 	}
 	s.Version = resp.Header.Get("X-Influxdb-Version")
 	s.Build = resp.Header.Get("X-Influxdb-Build")
+	if s.Version == "" || s.Version == "unknown" {
+		// InfluxDB 3 also says it in /ping's body.
+		var p struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(body, &p) == nil && p.Version != "" {
+			s.Version = p.Version
+		}
+	}
 	if s.Version == "" || s.Version == "unknown" {
 		if v := c.healthVersion(ctx); v != "" {
 			s.Version = v
