@@ -69,6 +69,7 @@ func usageErr(format string, args ...any) error {
 type reportOptions struct {
 	month   string // YYYY-MM; empty: last month
 	gateway string // empty: every gateway with data
+	country string // be, nl, lu, other; empty: the bill of monthly-bill.flux
 	format  string
 	timeout time.Duration
 	params  map[string]any // bill parameters set by flag or environment
@@ -144,7 +145,7 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	if len(gateways) == 0 {
 		return fmt.Errorf("no data for %s: %s holds no p1_energy month point for that month (is p1logger writing there, and was it running then?)", period, where)
 	}
-	prices, err := billPrices(opts.params)
+	prices, err := billPrices(opts.params, opts.country)
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	out := reportJSON{Month: label, Timezone: cfg.Location.String(), Start: start, Stop: stop, Currency: "EUR"}
 	for _, gw := range gateways {
 		e, ok := energy[gw]
-		lines := computeBill(prices, gw, start, e.Fields, ok, byGateway[gw])
+		lines := computeBill(prices, opts.country, gw, start, e.Fields, ok, byGateway[gw])
 		b := gatewayBill{Gateway: gw, Lines: lines}
 		for _, l := range lines {
 			if l.Item == "total" {
@@ -190,6 +191,7 @@ func parseReportArgs(args, environ []string) (*reportOptions, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&opts.month, "month", "", "")
 	fs.StringVar(&opts.gateway, "gateway", "", "")
+	fs.StringVar(&opts.country, "country", "", "")
 	fs.StringVar(&opts.format, "format", "table", "")
 	fs.DurationVar(&opts.timeout, "timeout", time.Minute, "")
 	raw := map[string]*string{}
@@ -217,6 +219,18 @@ func parseReportArgs(args, environ []string) (*reportOptions, error) {
 		return nil, usageErr("--gateway: %q is not a gateway name", opts.gateway)
 	}
 	envs := envMap(environ)
+	if !flagSet(fs, "country") {
+		opts.country = envs["P1_REPORT_COUNTRY"]
+	}
+	if c := strings.ToLower(strings.TrimSpace(opts.country)); countries[c] == nil {
+		src := "--country"
+		if !flagSet(fs, "country") {
+			src = "P1_REPORT_COUNTRY"
+		}
+		return nil, usageErr("%s: %q is not a country the report knows; want be, nl, lu or other (or nothing: the bill of %s)", src, opts.country, billQuery)
+	} else {
+		opts.country = c
+	}
 	for _, p := range billParams {
 		val, src := *raw[p.name], "--"+p.flag()
 		if !flagSet(fs, p.flag()) {
@@ -468,6 +482,12 @@ month, 2 bad flag or variable.
   --month YYYY-MM    the month to bill (default: last month in P1_TIMEZONE)
   --gateway NAME     one gateway (default: every gateway with data that month)
   --format FORMAT    table (default), csv or json
+  --country CC       the rules of the bill (env P1_REPORT_COUNTRY): be (tariff 1
+                     peak, tariff 2 off-peak, capacity tariff, VAT 6 %), nl
+                     (tariff 1 low/dal, tariff 2 normal, no capacity tariff,
+                     VAT 21 %), lu or other (totals only, at the tariff 1
+                     prices; VAT 8 % in lu); default: the bill of
+                     monthly-bill.flux as its parameters say
   --timeout D        give up after D (default 1m)
 
 Prices and names: each flag below can also be set by its variable; the

@@ -388,3 +388,62 @@ func TestReportMonth(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCountry: a Dutch meter gets a Dutch bill (tariff 1 is "dal",
+// low; no capacity tariff; VAT 21 %), a Luxembourg one totals only, in
+// either language; prices are monthly-bill.flux's defaults (0.32, 0.26,
+// 0.04, 0.03 EUR/kWh, 9.50 EUR a month).
+func TestReportCountry(t *testing.T) {
+	loc := brusselsLoc(t)
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	at := time.Date(2025, 10, 1, 0, 0, 0, 0, loc).UnixNano()
+	seed := fmt.Sprintf("p1_energy,gateway=thuis,period=month taken_kwh=330.5,taken_t1_kwh=120.5,taken_t2_kwh=210,injected_kwh=75,injected_t1_kwh=30,injected_t2_kwh=45 %d\n", at) +
+		fmt.Sprintf("p1_energy,gateway=doheem,period=month taken_kwh=300,taken_t1_kwh=300,taken_t2_kwh=0,injected_kwh=0,injected_t1_kwh=0,injected_t2_kwh=0 %d\n", at)
+	if err := srv.WriteLines(ctx, bucket, []byte(seed)); err != nil {
+		t.Fatal(err)
+	}
+	type line struct{ item, amount string }
+	for _, tc := range []struct {
+		gateway string
+		env     []string
+		args    []string
+		want    []line
+	}{
+		// taken 120.5 × 0.32 = 38.56, 210 × 0.26 = 54.60; injected 30 ×
+		// 0.04 = 1.20, 45 × 0.03 = 1.35; charges 38.56 + 54.60 + 9.50 =
+		// 102.66; VAT 21 % 21.5586 → 21.56; total 121.67.
+		{"thuis", nil, []string{"--country", "nl"}, []line{
+			{"taken low (dal) (tariff 1)", "38.56"}, {"taken normal (tariff 2)", "54.60"},
+			{"injected low (dal) (tariff 1)", "-1.20"}, {"injected normal (tariff 2)", "-1.35"},
+			{"fixed costs", "9.50"}, {"VAT", "21.56"}, {"total", "121.67"}}},
+		// taken 300 × 0.32 = 96.00; charges 105.50; VAT 8 % 8.44; total 113.94.
+		{"doheem", []string{"P1_REPORT_COUNTRY=lu"}, nil, []line{
+			{"taken", "96.00"}, {"injected", "0.00"}, {"fixed costs", "9.50"}, {"VAT", "8.44"}, {"total", "113.94"}}},
+	} {
+		for _, lang := range []string{"flux", "influxql"} {
+			env := append([]string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels", "P1_INFLUX_QUERY=" + lang}, tc.env...)
+			code, out, errs := runReportT(t, env, append([]string{"--month", "2025-10", "--gateway", tc.gateway, "--format", "json"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("%s %s: exit %d: %s", tc.gateway, lang, code, errs)
+			}
+			var got reportJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			var lines []line
+			for _, l := range got.Bills[0].Lines {
+				lines = append(lines, line{l.Item, money(l.Amount)})
+			}
+			if fmt.Sprint(lines) != fmt.Sprint(tc.want) {
+				t.Errorf("%s %s:\n got %v\nwant %v", tc.gateway, lang, lines, tc.want)
+			}
+		}
+	}
+	code, _, errs := runReportT(t, []string{"P1_INFLUX_URL=" + srv.URL(), "P1_REPORT_COUNTRY=fr"}, "--month", "2025-10")
+	if code != 2 || !strings.Contains(errs, `P1_REPORT_COUNTRY: "fr" is not a country the report knows; want be, nl, lu or other`) {
+		t.Errorf("P1_REPORT_COUNTRY=fr: exit %d, %s", code, errs)
+	}
+}
