@@ -437,8 +437,7 @@ func (w *Worker) recoveryBudget() time.Duration {
 
 // tooMuch reports whether err says that a batch asked too much of
 // InfluxDB: it ran out of time, or its answer was longer than
-// answerlimit.DefaultMax (a QueryRaw answer is held whole, so p1logger's
-// InfluxDB client refuses longer ones). A smaller batch can succeed where
+// answerlimit.DefaultMax (internal/influx refuses longer ones). A smaller batch can succeed where
 // that one failed, so neither halts the other batches as an InfluxDB that
 // is down does.
 func tooMuch(err error) bool {
