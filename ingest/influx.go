@@ -43,16 +43,27 @@ type InfluxConfig struct {
 	Client *http.Client
 }
 
-// HTTPSink writes to InfluxDB's /api/v2/write endpoint (2.x, Cloud, 1.8+
-// through its v2-compatible API, and InfluxDB 3 through its compatibility
-// API) with nanosecond precision. It is safe for
+// HTTPSink writes line protocol with nanosecond precision to InfluxDB's
+// /api/v2/write endpoint (2.x, Cloud, 1.8+ through its v2-compatible API),
+// or on InfluxDB 3 (its /ping says 3.x) to /api/v3/write_lp with
+// accept_partial=true, whose 400 names the lines it refused and took the
+// others from (WriteError.Partial). It is safe for
 // concurrent use.
 type HTTPSink struct {
 	writeURL string
+	v3URL    string // InfluxDB 3's own write endpoint
 	pingURL  string
 	auth     string
 	gzipMin  int
 	client   *http.Client
+
+	// Which server: InfluxDB 3 gets its /api/v3/write_lp, which names the
+	// lines of a partial write; the others /api/v2/write. Asked of /ping
+	// before the first write, and again (at most once a minute) until it
+	// answers. Guarded by mu.
+	known     bool
+	v3        bool
+	lastAsked time.Time
 
 	mu   sync.Mutex // guards zbuf and zw
 	zbuf bytes.Buffer
@@ -74,8 +85,10 @@ func NewHTTPSink(cfg InfluxConfig) (*HTTPSink, error) {
 	}
 	q.Set("bucket", cfg.Bucket)
 	q.Set("precision", "ns")
+	v3q := url.Values{"db": {cfg.Bucket}, "precision": {"nanosecond"}, "accept_partial": {"true"}}
 	s := &HTTPSink{
 		writeURL: base + "/api/v2/write?" + q.Encode(),
+		v3URL:    base + "/api/v3/write_lp?" + v3q.Encode(),
 		pingURL:  base + "/ping",
 		gzipMin:  cfg.GzipMin,
 		client:   cfg.Client,
@@ -127,7 +140,12 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 		s.zw.Close()
 		body = s.zbuf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.writeURL, bytes.NewReader(body))
+	s.detect(ctx)
+	target := s.writeURL
+	if s.v3 {
+		target = s.v3URL
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -148,6 +166,42 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 		return nil
 	}
 	return readWriteError(resp)
+}
+
+// detect asks /ping which server this is, unless known or asked within the
+// last minute. Called with mu held. A failure leaves the v2 endpoint,
+// which every server accepts.
+func (s *HTTPSink) detect(ctx context.Context) {
+	if s.known || time.Since(s.lastAsked) < time.Minute {
+		return
+	}
+	s.lastAsked = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.pingURL, nil)
+	if err != nil {
+		return
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return
+	}
+	v := resp.Header.Get("X-Influxdb-Version")
+	if v == "" || v == "unknown" {
+		var p struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(body, &p) == nil {
+			v = p.Version
+		}
+	}
+	s.known = true
+	s.v3 = strings.HasPrefix(strings.TrimPrefix(v, "v"), "3.")
 }
 
 // Ping asks InfluxDB's /ping whether it is up. It returns nil on a 2xx answer.

@@ -29,6 +29,10 @@ type fakeInflux struct {
 }
 
 func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" { // the sink asks which server this is
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	var body []byte
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)
@@ -343,19 +347,34 @@ func TestWriterDrainSpool(t *testing.T) {
 	}
 }
 
-// influx3 answers /api/v2/write as InfluxDB 3 does (its write
-// troubleshooting guide): it stores every line it takes, and for a batch with
-// refused lines answers 400 "partial write of line protocol occurred",
-// listing at most 100 refused lines with their numbers. A real InfluxDB 1.8
+// influx3 answers /ping and /api/v3/write_lp?accept_partial=true as
+// InfluxDB 3 does (its documentation): it stores every line it takes, and
+// for a batch with refused lines answers 400 "partial write of line
+// protocol occurred", listing at most 100 refused lines with their numbers. A real InfluxDB 1.8
 // cannot give this answer, so this stands in for it.
 type influx3 struct {
 	mu     sync.Mutex
 	refuse func(line string) bool
 	seen   map[string]int // line → times received
 	stored map[string]bool
+	wrong  int // writes to another endpoint than /api/v3/write_lp
 }
 
 func (f *influx3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" {
+		w.Header().Set("X-Influxdb-Version", "3.2.0")
+		w.Header().Set("X-Influxdb-Build", "Core")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	if r.URL.Path != "/api/v3/write_lp" || q.Get("db") != "b" || q.Get("accept_partial") != "true" || q.Get("precision") != "nanosecond" {
+		f.mu.Lock()
+		f.wrong++
+		f.mu.Unlock()
+		http.Error(w, `{"error":"not the v3 write endpoint"}`, http.StatusNotFound)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -385,7 +404,8 @@ func (f *influx3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"error": "partial write of line protocol occurred", "data": refused[:min(len(refused), 100)]})
 }
 
-// TestWriterPartialWrite: on a partial write that names the refused lines,
+// TestWriterPartialWrite: the sink writes to InfluxDB 3's own endpoint
+// once /ping says 3.x, and on a partial write that names the refused lines
 // the writer drops those, counts the others as written, and does not send
 // them again; where the server's list stops (100 lines), the lines after it
 // are sent again, and nothing it did not refuse is lost.
@@ -439,6 +459,9 @@ func TestWriterPartialWrite(t *testing.T) {
 				if f.seen[line] > 1 {
 					twice++
 				}
+			}
+			if f.wrong != 0 {
+				t.Errorf("%d writes not to /api/v3/write_lp", f.wrong)
 			}
 			if twice > tc.resendMax {
 				t.Errorf("%d taken lines sent again, want at most %d", twice, tc.resendMax)
