@@ -64,6 +64,9 @@ type HTTPSink struct {
 	known     bool
 	v3        bool
 	lastAsked time.Time
+	base      string
+	bucket    string
+	auth3     string // InfluxDB 3's native API takes a bearer token
 
 	mu   sync.Mutex // guards zbuf and zw
 	zbuf bytes.Buffer
@@ -89,12 +92,15 @@ func NewHTTPSink(cfg InfluxConfig) (*HTTPSink, error) {
 	s := &HTTPSink{
 		writeURL: base + "/api/v2/write?" + q.Encode(),
 		v3URL:    base + "/api/v3/write_lp?" + v3q.Encode(),
+		base:     base,
+		bucket:   cfg.Bucket,
 		pingURL:  base + "/ping",
 		gzipMin:  cfg.GzipMin,
 		client:   cfg.Client,
 	}
 	if cfg.Token != "" {
 		s.auth = "Token " + cfg.Token
+		s.auth3 = "Bearer " + cfg.Token
 	}
 	if s.gzipMin == 0 {
 		s.gzipMin = 4 << 10
@@ -153,7 +159,9 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 	if gz {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	if s.auth != "" {
+	if s.v3 && s.auth3 != "" {
+		req.Header.Set("Authorization", s.auth3)
+	} else if s.auth != "" {
 		req.Header.Set("Authorization", s.auth)
 	}
 	resp, err := s.client.Do(req)
@@ -202,6 +210,51 @@ func (s *HTTPSink) detect(ctx context.Context) {
 	}
 	s.known = true
 	s.v3 = strings.HasPrefix(strings.TrimPrefix(v, "v"), "3.")
+	if s.v3 {
+		s.createTables(ctx)
+	}
+}
+
+// v3Tables are the measurements whose tags are not all on every point
+// (DESIGN.md: meter_id is omitted when the meter sends none), with every tag
+// they can carry. InfluxDB 3 fixes a table's tags at its first write and
+// refuses a later line with a tag it does not have: were the first p1 point
+// one without meter_id, every meter's point with one would be refused.
+// Creating the tables first gives them all their tags; a line may still
+// leave one out. The other measurements always carry all their tags.
+var v3Tables = []struct {
+	table string
+	tags  []string
+}{
+	{"p1", []string{"gateway", "meter_id"}},
+	{"p1_mbus", []string{"gateway", "channel", "kind", "meter_id", "unit"}},
+}
+
+// createTables creates the database and v3Tables on InfluxDB 3 (POST
+// /api/v3/configure/database and /table). An existing database or table
+// is left as it is; a failure leaves it to the first write, as before.
+func (s *HTTPSink) createTables(ctx context.Context) {
+	post := func(path string, body any) {
+		b, _ := json.Marshal(body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+path, bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if s.auth3 != "" {
+			req.Header.Set("Authorization", s.auth3)
+		}
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	post("/api/v3/configure/database", map[string]any{"db": s.bucket})
+	for _, t := range v3Tables {
+		post("/api/v3/configure/table", map[string]any{"db": s.bucket, "table": t.table, "tags": t.tags, "fields": []any{}})
+	}
 }
 
 // Ping asks InfluxDB's /ping whether it is up. It returns nil on a 2xx answer.

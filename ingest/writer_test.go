@@ -367,6 +367,10 @@ func (f *influx3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/api/v3/configure/") { // tables made before writing
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	q := r.URL.Query()
 	if r.URL.Path != "/api/v3/write_lp" || q.Get("db") != "b" || q.Get("accept_partial") != "true" || q.Get("precision") != "nanosecond" {
 		f.mu.Lock()
@@ -507,5 +511,96 @@ func TestPartialWriteAnswers(t *testing.T) {
 	full.Through = 199
 	if got := partialWrite(400, []byte(b.String())); fmt.Sprint(got) != fmt.Sprint(full) {
 		t.Errorf("a full list of 100: got %v, want through %d", got, full.Through)
+	}
+}
+
+// TestHTTPSinkInflux3Tables: on InfluxDB 3, whose tables keep the tags of
+// their first write (its documentation: "tags in a table are immutable"),
+// the sink creates p1 and p1_mbus with all their tags before writing, so
+// that a first point without meter_id does not get every later meter_id
+// refused. The stand-in keeps tag sets as InfluxDB 3 does.
+func TestHTTPSinkInflux3Tables(t *testing.T) {
+	var mu sync.Mutex
+	tables := map[string]map[string]bool{} // table → its tags
+	var refused []string
+	var created []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/ping":
+			w.Header().Set("X-Influxdb-Version", "3.2.0")
+			w.WriteHeader(http.StatusNoContent)
+		case "/api/v3/configure/database":
+			w.WriteHeader(http.StatusOK)
+		case "/api/v3/configure/table":
+			var req struct {
+				DB    string   `json:"db"`
+				Table string   `json:"table"`
+				Tags  []string `json:"tags"`
+			}
+			if json.NewDecoder(r.Body).Decode(&req) != nil || req.DB != "p1" || r.Header.Get("Authorization") != "Bearer tok" {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			tags := map[string]bool{}
+			for _, tg := range req.Tags {
+				tags[tg] = true
+			}
+			tables[req.Table] = tags
+			created = append(created, req.Table)
+			w.WriteHeader(http.StatusOK)
+		case "/api/v3/write_lp":
+			body, _ := io.ReadAll(r.Body)
+			type detail struct {
+				Line int `json:"line_number"`
+			}
+			var bad []detail
+			for i, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+				head, _, _ := strings.Cut(line, " ")
+				parts := strings.Split(head, ",")
+				tags := tables[parts[0]]
+				if tags == nil { // the first write makes the table
+					tags = map[string]bool{}
+					for _, kv := range parts[1:] {
+						k, _, _ := strings.Cut(kv, "=")
+						tags[k] = true
+					}
+					tables[parts[0]] = tags
+				}
+				for _, kv := range parts[1:] {
+					if k, _, _ := strings.Cut(kv, "="); !tags[k] {
+						bad = append(bad, detail{i + 1})
+						refused = append(refused, line)
+						break
+					}
+				}
+			}
+			if len(bad) > 0 {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]any{"error": "partial write of line protocol occurred", "data": bad})
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	sink, err := NewHTTPSink(InfluxConfig{URL: srv.URL, Bucket: "p1", Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// A DSMR 2.2 meter without an equipment identifier writes first.
+	for _, batch := range []string{"p1,gateway=old taken_kwh=1 1\n", "p1,gateway=new,meter_id=E1 taken_kwh=2 2\n"} {
+		if err := sink.Send(ctx, []byte(batch)); err != nil {
+			t.Errorf("send %q: %v", batch, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(created) != "[p1 p1_mbus]" || len(refused) != 0 {
+		t.Errorf("tables created %v; refused %q", created, refused)
 	}
 }
