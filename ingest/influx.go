@@ -43,15 +43,30 @@ type InfluxConfig struct {
 	Client *http.Client
 }
 
-// HTTPSink writes to InfluxDB's /api/v2/write endpoint (2.x, Cloud, and 1.8+
-// through its v2-compatible API) with nanosecond precision. It is safe for
+// HTTPSink writes line protocol with nanosecond precision to InfluxDB's
+// /api/v2/write endpoint (2.x, Cloud, 1.8+ through its v2-compatible API),
+// or on InfluxDB 3 (its /ping says 3.x) to /api/v3/write_lp with
+// accept_partial=true, whose 400 names the lines it refused and took the
+// others from (WriteError.Partial). It is safe for
 // concurrent use.
 type HTTPSink struct {
 	writeURL string
+	v3URL    string // InfluxDB 3's own write endpoint
 	pingURL  string
 	auth     string
 	gzipMin  int
 	client   *http.Client
+
+	// Which server: InfluxDB 3 gets its /api/v3/write_lp, which names the
+	// lines of a partial write; the others /api/v2/write. Asked of /ping
+	// before the first write, and again (at most once a minute) until it
+	// answers. Guarded by mu.
+	known     bool
+	v3        bool
+	lastAsked time.Time
+	base      string
+	bucket    string
+	auth3     string // InfluxDB 3's native API takes a bearer token
 
 	mu   sync.Mutex // guards zbuf and zw
 	zbuf bytes.Buffer
@@ -73,14 +88,19 @@ func NewHTTPSink(cfg InfluxConfig) (*HTTPSink, error) {
 	}
 	q.Set("bucket", cfg.Bucket)
 	q.Set("precision", "ns")
+	v3q := url.Values{"db": {cfg.Bucket}, "precision": {"nanosecond"}, "accept_partial": {"true"}}
 	s := &HTTPSink{
 		writeURL: base + "/api/v2/write?" + q.Encode(),
+		v3URL:    base + "/api/v3/write_lp?" + v3q.Encode(),
+		base:     base,
+		bucket:   cfg.Bucket,
 		pingURL:  base + "/ping",
 		gzipMin:  cfg.GzipMin,
 		client:   cfg.Client,
 	}
 	if cfg.Token != "" {
 		s.auth = "Token " + cfg.Token
+		s.auth3 = "Bearer " + cfg.Token
 	}
 	if s.gzipMin == 0 {
 		s.gzipMin = 4 << 10
@@ -126,7 +146,12 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 		s.zw.Close()
 		body = s.zbuf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.writeURL, bytes.NewReader(body))
+	s.detect(ctx)
+	target := s.writeURL
+	if s.v3 {
+		target = s.v3URL
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -134,7 +159,9 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 	if gz {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	if s.auth != "" {
+	if s.v3 && s.auth3 != "" {
+		req.Header.Set("Authorization", s.auth3)
+	} else if s.auth != "" {
 		req.Header.Set("Authorization", s.auth)
 	}
 	resp, err := s.client.Do(req)
@@ -147,6 +174,87 @@ func (s *HTTPSink) Send(ctx context.Context, batch []byte) error {
 		return nil
 	}
 	return readWriteError(resp)
+}
+
+// detect asks /ping which server this is, unless known or asked within the
+// last minute. Called with mu held. A failure leaves the v2 endpoint,
+// which every server accepts.
+func (s *HTTPSink) detect(ctx context.Context) {
+	if s.known || time.Since(s.lastAsked) < time.Minute {
+		return
+	}
+	s.lastAsked = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.pingURL, nil)
+	if err != nil {
+		return
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return
+	}
+	v := resp.Header.Get("X-Influxdb-Version")
+	if v == "" || v == "unknown" {
+		var p struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(body, &p) == nil {
+			v = p.Version
+		}
+	}
+	s.known = true
+	s.v3 = strings.HasPrefix(strings.TrimPrefix(v, "v"), "3.")
+	if s.v3 {
+		s.createTables(ctx)
+	}
+}
+
+// v3Tables are the measurements whose tags are not all on every point
+// (DESIGN.md: meter_id is omitted when the meter sends none), with every tag
+// they can carry. InfluxDB 3 fixes a table's tags at its first write and
+// refuses a later line with a tag it does not have: were the first p1 point
+// one without meter_id, every meter's point with one would be refused.
+// Creating the tables first gives them all their tags; a line may still
+// leave one out. The other measurements always carry all their tags.
+var v3Tables = []struct {
+	table string
+	tags  []string
+}{
+	{"p1", []string{"gateway", "meter_id"}},
+	{"p1_mbus", []string{"gateway", "channel", "kind", "meter_id", "unit"}},
+}
+
+// createTables creates the database and v3Tables on InfluxDB 3 (POST
+// /api/v3/configure/database and /table). An existing database or table
+// is left as it is; a failure leaves it to the first write, as before.
+func (s *HTTPSink) createTables(ctx context.Context) {
+	post := func(path string, body any) {
+		b, _ := json.Marshal(body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+path, bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if s.auth3 != "" {
+			req.Header.Set("Authorization", s.auth3)
+		}
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	post("/api/v3/configure/database", map[string]any{"db": s.bucket})
+	for _, t := range v3Tables {
+		post("/api/v3/configure/table", map[string]any{"db": s.bucket, "table": t.table, "tags": t.tags, "fields": []any{}})
+	}
 }
 
 // Ping asks InfluxDB's /ping whether it is up. It returns nil on a 2xx answer.
@@ -172,7 +280,31 @@ type WriteError struct {
 	Status     int           // HTTP status code
 	Message    string        // the server's explanation
 	RetryAfter time.Duration // from a Retry-After header; 0 when absent
+	// Partial is set when the server said which lines it refused and that
+	// it took the others (InfluxDB 3: 400 "partial write of line protocol
+	// occurred" with one entry per refused line). 1.8 also stores the good
+	// lines of a 400 but does not say which; 2.x stores none.
+	Partial *PartialWrite
 }
+
+// PartialWrite is what a server that takes part of a batch says about it.
+type PartialWrite struct {
+	// Refused are the 1-based numbers of the lines the server refused, in
+	// increasing order.
+	Refused []int
+	// Through is the last line the answer speaks for: InfluxDB 3 lists at
+	// most maxPartialDetails refused lines, so when the list is full, the
+	// lines after its last one may have been refused or taken. When the
+	// list is shorter, Through is the whole batch (0 stands for that).
+	Through int
+}
+
+// maxPartialDetails is how many refused lines InfluxDB 3 details at most
+// in one answer (its documentation: "up to 100 points").
+const maxPartialDetails = 100
+
+// maxErrorBody bounds the error answer read.
+const maxErrorBody = 256 << 10
 
 func (e *WriteError) Error() string {
 	return fmt.Sprintf("influxdb answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
@@ -190,7 +322,9 @@ const (
 	// other 4xx). The Writer splits it to find the lines the server refuses
 	// and drops only those: 2.x stores nothing of a batch it answers 400 to
 	// (1.8 stores the good lines), so dropping the whole batch would lose
-	// every other gateway's points with it.
+	// every other gateway's points with it. Where the server says which
+	// lines it refused and that it took the rest (WriteError.Partial,
+	// InfluxDB 3), the Writer drops those lines and sends nothing again.
 	Drop
 	// Split halves the batch and sends each half (413 Request Entity Too Large).
 	Split
@@ -214,8 +348,14 @@ func Classify(err error) Action {
 }
 
 func readWriteError(resp *http.Response) error {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	we := &WriteError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	// InfluxDB 3 details up to 100 refused lines, each quoted whole: room
+	// for 100 long lines, and the message kept short for the log.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	msg := strings.TrimSpace(string(raw))
+	if len(msg) > 4<<10 {
+		msg = msg[:4<<10] + "..."
+	}
+	we := &WriteError{Status: resp.StatusCode, Message: msg}
 	// 2.x answers {"code":…,"message":…}, 1.8 {"error":…}.
 	var body struct {
 		Message string `json:"message"`
@@ -228,6 +368,7 @@ func readWriteError(resp *http.Response) error {
 			we.Message = body.Error
 		}
 	}
+	we.Partial = partialWrite(resp.StatusCode, raw)
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
 			we.RetryAfter = time.Duration(secs) * time.Second
@@ -236,4 +377,41 @@ func readWriteError(resp *http.Response) error {
 		}
 	}
 	return we
+}
+
+// partialWrite reads InfluxDB 3's account of a partial write:
+//
+//	{"error":"partial write of line protocol occurred",
+//	 "data":[{"original_line":"…","line_number":2,"error_message":"…"}, …]}
+//
+// and returns nil for any other answer (a whole batch refused: "parsing
+// failed", whose data is one object; 1.8's and 2.x's answers; an answer
+// too long to read whole), so that the batch is split as before.
+func partialWrite(status int, raw []byte) *PartialWrite {
+	if status != http.StatusBadRequest || !bytes.Contains(raw, []byte("partial write")) {
+		return nil
+	}
+	var body struct {
+		Error string `json:"error"`
+		Data  []struct {
+			Line int `json:"line_number"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(raw, &body) != nil || !strings.Contains(body.Error, "partial write") {
+		return nil
+	}
+	p := &PartialWrite{}
+	for _, d := range body.Data {
+		if d.Line <= 0 || (len(p.Refused) > 0 && d.Line <= p.Refused[len(p.Refused)-1]) {
+			return nil // not an account we can rely on
+		}
+		p.Refused = append(p.Refused, d.Line)
+	}
+	if len(p.Refused) == 0 {
+		return nil
+	}
+	if len(p.Refused) >= maxPartialDetails {
+		p.Through = p.Refused[len(p.Refused)-1]
+	}
+	return p
 }

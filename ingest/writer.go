@@ -239,6 +239,14 @@ func (w *Writer) deliver(ctx context.Context, batch []byte, d *delivery) error {
 	if action == Retry {
 		return err
 	}
+	if we := (*WriteError)(nil); errors.As(err, &we) && we.Partial != nil {
+		if rest, ok := w.partial(batch, we, d); ok {
+			if len(rest) == 0 {
+				return nil
+			}
+			return w.deliver(ctx, rest, d)
+		}
+	}
 	mid := bytes.LastIndexByte(batch[:len(batch)/2], '\n') + 1
 	if mid == 0 {
 		mid = bytes.IndexByte(batch, '\n') + 1
@@ -255,6 +263,38 @@ func (w *Writer) deliver(ctx context.Context, batch []byte, d *delivery) error {
 		return err
 	}
 	return w.deliver(ctx, batch[mid:], d)
+}
+
+// partial settles a batch the server took in part and said which lines it
+// refused (InfluxDB 3): those are dropped, the others counted as sent and
+// not sent again. It returns the lines the answer does not speak for (past
+// the last refused line of a full list), to be sent again; ok is false when
+// the account does not fit the batch, which is then split as any refusal.
+func (w *Writer) partial(batch []byte, we *WriteError, d *delivery) (rest []byte, ok bool) {
+	p := we.Partial
+	lines := bytes.Count(batch, []byte{'\n'})
+	if p.Refused[len(p.Refused)-1] > lines || p.Through > lines {
+		return nil, false
+	}
+	through := p.Through
+	if through == 0 {
+		through = lines
+	}
+	refused := p.Refused
+	rest = batch
+	for n := 1; n <= through; n++ {
+		i := bytes.IndexByte(rest, '\n') + 1
+		line := rest[:i]
+		rest = rest[i:]
+		if len(refused) > 0 && refused[0] == n {
+			refused = refused[1:]
+			d.refuse(line, we)
+			continue
+		}
+		d.sent++
+	}
+	w.batches.Add(1)
+	return rest, true
 }
 
 // maxLoggedLine bounds the dropped line quoted in the log.

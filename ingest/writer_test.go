@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/p1logger/p1logger/ingest/spool"
@@ -28,6 +29,10 @@ type fakeInflux struct {
 }
 
 func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" { // the sink asks which server this is
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	var body []byte
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)
@@ -339,5 +344,263 @@ func TestWriterDrainSpool(t *testing.T) {
 	sp = openSpool(t, spool.Config{Dir: dir})
 	if got := drainAll(t, sp, 1<<20); got != lines(0, 3) {
 		t.Errorf("after restart: %q", got)
+	}
+}
+
+// influx3 answers /ping and /api/v3/write_lp?accept_partial=true as
+// InfluxDB 3 does (its documentation): it stores every line it takes, and
+// for a batch with refused lines answers 400 "partial write of line
+// protocol occurred", listing at most 100 refused lines with their numbers. A real InfluxDB 1.8
+// cannot give this answer, so this stands in for it.
+type influx3 struct {
+	mu     sync.Mutex
+	refuse func(line string) bool
+	seen   map[string]int // line → times received
+	stored map[string]bool
+	wrong  int // writes to another endpoint than /api/v3/write_lp
+}
+
+func (f *influx3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ping" {
+		w.Header().Set("X-Influxdb-Version", "3.2.0")
+		w.Header().Set("X-Influxdb-Build", "Core")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/v3/configure/") { // tables made before writing
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	q := r.URL.Query()
+	if r.URL.Path != "/api/v3/write_lp" || q.Get("db") != "b" || q.Get("accept_partial") != "true" || q.Get("precision") != "nanosecond" {
+		f.mu.Lock()
+		f.wrong++
+		f.mu.Unlock()
+		http.Error(w, `{"error":"not the v3 write endpoint"}`, http.StatusNotFound)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	type detail struct {
+		Original string `json:"original_line"`
+		Line     int    `json:"line_number"`
+		Message  string `json:"error_message"`
+	}
+	var refused []detail
+	for i, line := range strings.SplitAfter(string(body), "\n") {
+		if line == "" {
+			continue
+		}
+		f.seen[line]++
+		if f.refuse(line) {
+			refused = append(refused, detail{strings.TrimSpace(line), i + 1, "invalid column type for column 'v'"})
+			continue
+		}
+		f.stored[line] = true
+	}
+	if len(refused) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]any{"error": "partial write of line protocol occurred", "data": refused[:min(len(refused), 100)]})
+}
+
+// TestWriterPartialWrite: the sink writes to InfluxDB 3's own endpoint
+// once /ping says 3.x, and on a partial write that names the refused lines
+// the writer drops those, counts the others as written, and does not send
+// them again; where the server's list stops (100 lines), the lines after it
+// are sent again, and nothing it did not refuse is lost.
+func TestWriterPartialWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		batch     int
+		refuse    func(v int) bool
+		resendMax int // lines the writer may send twice
+	}{
+		{"two refused", 1 << 10, func(v int) bool { return v == 7 || v == 130 }, 0},
+		{"more refused than the server lists", 64 << 10, func(v int) bool { return v%2 == 1 }, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &influx3{seen: map[string]int{}, stored: map[string]bool{}}
+			f.refuse = func(line string) bool {
+				var v int
+				fmt.Sscanf(line, "m v=%di", &v)
+				return tc.refuse(v)
+			}
+			srv := httptest.NewServer(f)
+			t.Cleanup(srv.Close)
+			sink, err := NewHTTPSink(InfluxConfig{URL: srv.URL, Bucket: "b"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := spool.NewMemBuffer(1<<20, 1<<10, testLogger(t))
+			w := NewWriter(WriterConfig{MaxBatchBytes: tc.batch, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+				Logger: testLogger(t)}, buf, sink)
+			data := lines(0, 400)
+			w.WriteLines(context.Background(), []byte(data))
+			runInBackground(t, w.Run)
+			waitFor(t, 5*time.Second, "buffer empty", func() bool { return buf.Bytes() == 0 })
+
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var wantDropped int64
+			twice := 0
+			for v := range 400 {
+				line := fmt.Sprintf("m v=%di %d\n", v, v)
+				if tc.refuse(v) {
+					wantDropped++
+					if f.stored[line] {
+						t.Errorf("refused line %q stored", line)
+					}
+					continue
+				}
+				if !f.stored[line] {
+					t.Errorf("line %q lost", line)
+				}
+				if f.seen[line] > 1 {
+					twice++
+				}
+			}
+			if f.wrong != 0 {
+				t.Errorf("%d writes not to /api/v3/write_lp", f.wrong)
+			}
+			if twice > tc.resendMax {
+				t.Errorf("%d taken lines sent again, want at most %d", twice, tc.resendMax)
+			}
+			if s := w.Stats(); s.DroppedPoints != wantDropped || s.Points != 400-wantDropped {
+				t.Errorf("stats %+v, want %d dropped", s, wantDropped)
+			}
+		})
+	}
+}
+
+// TestPartialWriteAnswers: only InfluxDB 3's account of a partial write,
+// which names the refused lines, is taken as one.
+func TestPartialWriteAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string // fmt of *PartialWrite
+	}{
+		{"influxdb 3 partial", 400, `{"error":"partial write of line protocol occurred","data":[{"original_line":"a","line_number":2,"error_message":"x"},{"original_line":"b","line_number":5,"error_message":"y"}]}`, "&{[2 5] 0}"},
+		{"influxdb 3 all refused", 400, `{"error":"parsing failed for write_lp endpoint","data":{"original_line":"a","line_number":2,"error_message":"x"}}`, "<nil>"},
+		{"1.8 partial without lines", 400, `{"error":"partial write: field type conflict: input field \"v\" on measurement \"m\" is type float, already exists as type integer dropped=1"}`, "<nil>"},
+		{"2.x", 400, `{"code":"invalid","message":"partial write has occurred, errors encountered on line(s): line 2: no field"}`, "<nil>"},
+		{"lines out of order", 400, `{"error":"partial write of line protocol occurred","data":[{"line_number":5},{"line_number":2}]}`, "<nil>"},
+		{"not a 400", 422, `{"error":"partial write of line protocol occurred","data":[{"line_number":2}]}`, "<nil>"},
+	} {
+		if got := fmt.Sprint(partialWrite(tc.status, []byte(tc.body))); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	full := &PartialWrite{}
+	var b strings.Builder
+	b.WriteString(`{"error":"partial write of line protocol occurred","data":[`)
+	for i := range 100 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"line_number":%d}`, 2*i+1)
+		full.Refused = append(full.Refused, 2*i+1)
+	}
+	b.WriteString("]}")
+	full.Through = 199
+	if got := partialWrite(400, []byte(b.String())); fmt.Sprint(got) != fmt.Sprint(full) {
+		t.Errorf("a full list of 100: got %v, want through %d", got, full.Through)
+	}
+}
+
+// TestHTTPSinkInflux3Tables: on InfluxDB 3, whose tables keep the tags of
+// their first write (its documentation: "tags in a table are immutable"),
+// the sink creates p1 and p1_mbus with all their tags before writing, so
+// that a first point without meter_id does not get every later meter_id
+// refused. The stand-in keeps tag sets as InfluxDB 3 does.
+func TestHTTPSinkInflux3Tables(t *testing.T) {
+	var mu sync.Mutex
+	tables := map[string]map[string]bool{} // table → its tags
+	var refused []string
+	var created []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/ping":
+			w.Header().Set("X-Influxdb-Version", "3.2.0")
+			w.WriteHeader(http.StatusNoContent)
+		case "/api/v3/configure/database":
+			w.WriteHeader(http.StatusOK)
+		case "/api/v3/configure/table":
+			var req struct {
+				DB    string   `json:"db"`
+				Table string   `json:"table"`
+				Tags  []string `json:"tags"`
+			}
+			if json.NewDecoder(r.Body).Decode(&req) != nil || req.DB != "p1" || r.Header.Get("Authorization") != "Bearer tok" {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			tags := map[string]bool{}
+			for _, tg := range req.Tags {
+				tags[tg] = true
+			}
+			tables[req.Table] = tags
+			created = append(created, req.Table)
+			w.WriteHeader(http.StatusOK)
+		case "/api/v3/write_lp":
+			body, _ := io.ReadAll(r.Body)
+			type detail struct {
+				Line int `json:"line_number"`
+			}
+			var bad []detail
+			for i, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+				head, _, _ := strings.Cut(line, " ")
+				parts := strings.Split(head, ",")
+				tags := tables[parts[0]]
+				if tags == nil { // the first write makes the table
+					tags = map[string]bool{}
+					for _, kv := range parts[1:] {
+						k, _, _ := strings.Cut(kv, "=")
+						tags[k] = true
+					}
+					tables[parts[0]] = tags
+				}
+				for _, kv := range parts[1:] {
+					if k, _, _ := strings.Cut(kv, "="); !tags[k] {
+						bad = append(bad, detail{i + 1})
+						refused = append(refused, line)
+						break
+					}
+				}
+			}
+			if len(bad) > 0 {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]any{"error": "partial write of line protocol occurred", "data": bad})
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	sink, err := NewHTTPSink(InfluxConfig{URL: srv.URL, Bucket: "p1", Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// A DSMR 2.2 meter without an equipment identifier writes first.
+	for _, batch := range []string{"p1,gateway=old taken_kwh=1 1\n", "p1,gateway=new,meter_id=E1 taken_kwh=2 2\n"} {
+		if err := sink.Send(ctx, []byte(batch)); err != nil {
+			t.Errorf("send %q: %v", batch, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(created) != "[p1 p1_mbus]" || len(refused) != 0 {
+		t.Errorf("tables created %v; refused %q", created, refused)
 	}
 }

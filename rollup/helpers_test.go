@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
@@ -13,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/parser"
 )
@@ -235,22 +234,35 @@ func parseLine(t testing.TB, line string) point {
 	return p
 }
 
-// stubQuerier answers every query with the same CSV (empty: no history),
-// or fails with err.
+// stubQuerier answers every question with nothing (no history), or fails
+// with err. It records each question as "Method N" (N gateways).
 type stubQuerier struct {
 	mu      sync.Mutex
 	err     error
 	queries []string
 }
 
-func (q *stubQuerier) QueryRaw(_ context.Context, query string, _ *domain.Dialect) (string, error) {
+func (q *stubQuerier) ask(method string, sel Select) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.queries = append(q.queries, query)
-	if q.err != nil {
-		return "", q.err
-	}
-	return "", nil
+	q.queries = append(q.queries, fmt.Sprintf("%s %d", method, len(sel.Gateways)))
+	return q.err
+}
+
+func (q *stubQuerier) Summary(_ context.Context, sel Select) ([]SeriesSummary, error) {
+	return nil, q.ask("Summary", sel)
+}
+
+func (q *stubQuerier) Drops(_ context.Context, sel Select) ([]Drop, error) {
+	return nil, q.ask("Drops", sel)
+}
+
+func (q *stubQuerier) Runs(_ context.Context, sel Select) ([]Run, error) {
+	return nil, q.ask("Runs", sel)
+}
+
+func (q *stubQuerier) Last(_ context.Context, sel Select) ([]Reading, error) {
+	return nil, q.ask("Last", sel)
 }
 
 func (q *stubQuerier) setErr(err error) {

@@ -1,21 +1,23 @@
 package rollup
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	"github.com/influxdata/influxdb-client-go/v2/domain"
 
 	"github.com/p1logger/p1logger/internal/influxtest"
 	"github.com/p1logger/p1logger/internal/lineproto"
@@ -35,107 +37,108 @@ func (w influxWriter) WriteLines(ctx context.Context, lines []byte) error {
 	return w.srv.WriteLines(ctx, w.bucket, lines)
 }
 
-// countingQuerier is the official client's QueryAPI, remembering the
-// queries. It also reads every answer twice, with the rollup's fluxCSV and
-// with the client's own decoder, and fails the test where they differ.
+// TestQuerier, set by dialects_test.go (package rollup_test, which may
+// import internal/influx where this package may not), returns
+// internal/influx's Querier for bucket at url in lang (flux, influxql or
+// auto).
+var TestQuerier func(tb testing.TB, url, bucket, lang string) Querier
+
+// testQueriers returns the Flux and the InfluxQL Querier of bucket on srv.
+func testQueriers(tb testing.TB, srv *influxtest.Server, bucket string) (flux, influxQL Querier) {
+	return TestQuerier(tb, srv.URL(), bucket, "flux"), TestQuerier(tb, srv.URL(), bucket, "influxql")
+}
+
+// countingQuerier asks every question in both languages, fails the test
+// where the answers differ, and answers with InfluxQL's: every scenario
+// recovered through it is recovered identically by either. It remembers
+// the questions asked. Without ql it asks Flux only.
 type countingQuerier struct {
-	api.QueryAPI
-	t       *testing.T
-	mu      sync.Mutex
-	queries []string
-	checked int // answers read both ways, with rows
+	flux, ql Querier
+	t        testing.TB
+	mu       sync.Mutex
+	queries  []string
+	checked  int // answers compared that had entries
 }
 
-func (q *countingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
+func (q *countingQuerier) note(method string, n int) {
 	q.mu.Lock()
-	q.queries = append(q.queries, query)
-	q.mu.Unlock()
-	text, err := q.QueryAPI.QueryRaw(ctx, query, d)
-	if err == nil {
-		q.compare(text)
-	}
-	return text, err
-}
-
-func (q *countingQuerier) compare(text string) {
-	var fc fluxCSV
-	got, gerr := fc.rows(text)
-	want, werr := clientRows(text)
-	if (gerr != nil) != (werr != nil) {
-		q.t.Errorf("fluxCSV error %v, client %v, on:\n%s", gerr, werr, text)
-		return
-	}
-	if d := rowDiffs(got, want); d != "" {
-		q.t.Errorf("fluxCSV against the client's decoder:\n%s\nanswer:\n%s", d, text)
-		return
-	}
-	if len(got) > 0 {
-		q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queries = append(q.queries, method)
+	if n > 0 {
 		q.checked++
-		q.mu.Unlock()
 	}
 }
 
-// clientRows reads a query's annotated CSV with the official client's
-// decoder (FluxRecord), the way the rollup read it before fluxCSV: the
-// reference fluxCSV is held to.
-func clientRows(text string) ([]row, error) {
-	res := api.NewQueryTableResult(io.NopCloser(strings.NewReader(text)))
-	defer res.Close()
-	var rows []row
-	for res.Next() {
-		rec := res.Record()
-		r := row{result: rec.Result(), at: rec.Time()}
-		r.gw, _ = rec.ValueByKey("gateway").(string)
-		r.meter, _ = rec.ValueByKey("meter_id").(string)
-		switch rec.Measurement() {
-		case "p1":
-			f, ok := p1FieldByName(rec.Field())
-			if !ok {
-				continue
-			}
-			r.f = f
-		case "p1_mbus":
-			r.f = fGas
-			r.channel, _ = rec.ValueByKey("channel").(string)
+// both asks a question in both languages and fails the test where the
+// answers differ. A test that writes while a worker runs can change the
+// data between the two; so a difference is asked again, twice, and only one
+// that persists fails.
+func both[T any](q *countingQuerier, method string, sel Select, ask func(Querier) ([]T, error)) ([]T, error) {
+	var msg string
+	if q.ql == nil {
+		a, err := ask(q.flux)
+		q.note(method, len(a))
+		return a, err
+	}
+	for range 3 {
+		a, errA := ask(q.flux)
+		b, errB := ask(q.ql)
+		ja, jb := normalTimes(a), normalTimes(b)
+		switch {
+		case (errA != nil) != (errB != nil):
+			msg = fmt.Sprintf("%s %v: flux error %v, influxql error %v", method, sel.Gateways, errA, errB)
+		case ja != jb:
+			msg = fmt.Sprintf("%s %v [%s, %s): flux and influxql differ:\nflux     %s\ninfluxql %s", method, sel.Gateways,
+				sel.Start.Format(time.RFC3339), sel.Stop.Format(time.RFC3339), ja, jb)
 		default:
-			continue
+			q.note(method, len(b))
+			return b, errB
 		}
-		var ok bool
-		if r.value, ok = clientNumber(rec.Value()); !ok {
-			continue
-		}
-		if r.result == "drops" {
-			if r.v, ok = clientNumber(rec.ValueByKey("v")); !ok {
-				continue
-			}
-		}
-		if n, ok := rec.ValueByKey("run").(int64); ok {
-			r.run = n
-		}
-		rows = append(rows, r)
 	}
-	return rows, res.Err()
+	q.t.Error(msg)
+	return nil, errors.New(msg)
 }
 
-func clientNumber(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
+// normalTimes prints times as Unix nanoseconds, so that equal instants in
+// other locations compare equal.
+func normalTimes[T any](list []T) string {
+	var b strings.Builder
+	for _, x := range list {
+		fmt.Fprintf(&b, "%+v\n", x)
 	}
-	return 0, false
+	return timeRE.ReplaceAllStringFunc(b.String(), func(s string) string {
+		t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", s)
+		if err != nil {
+			return s
+		}
+		return strconv.FormatInt(t.UnixNano(), 10)
+	})
 }
 
-func (q *countingQuerier) ran(substr string) int {
+var timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} [A-Z]+`)
+
+func (q *countingQuerier) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
+	return both(q, "Summary", sel, func(x Querier) ([]SeriesSummary, error) { return x.Summary(ctx, sel) })
+}
+
+func (q *countingQuerier) Drops(ctx context.Context, sel Select) ([]Drop, error) {
+	return both(q, "Drops", sel, func(x Querier) ([]Drop, error) { return x.Drops(ctx, sel) })
+}
+
+func (q *countingQuerier) Runs(ctx context.Context, sel Select) ([]Run, error) {
+	return both(q, "Runs", sel, func(x Querier) ([]Run, error) { return x.Runs(ctx, sel) })
+}
+
+func (q *countingQuerier) Last(ctx context.Context, sel Select) ([]Reading, error) {
+	return both(q, "Last", sel, func(x Querier) ([]Reading, error) { return x.Last(ctx, sel) })
+}
+
+func (q *countingQuerier) ran(method string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
 	for _, s := range q.queries {
-		if strings.Contains(s, substr) {
+		if s == method {
 			n++
 		}
 	}
@@ -155,11 +158,11 @@ type influxEnv struct {
 func newInfluxEnv(t *testing.T, loc *time.Location) *influxEnv {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	client := influxdb2.NewClient(srv.URL(), srv.Token())
-	t.Cleanup(client.Close)
-	q := &countingQuerier{QueryAPI: client.QueryAPI(""), t: t}
-	t.Cleanup(func() { t.Logf("%d answers with rows read alike by fluxCSV and the client", q.checked) })
-	return &influxEnv{t: t, srv: srv, bucket: srv.NewBucket(t), q: q, clock: &fakeClock{}, loc: loc}
+	bucket := srv.NewBucket(t)
+	flux, ql := testQueriers(t, srv, bucket)
+	q := &countingQuerier{flux: flux, ql: ql, t: t}
+	t.Cleanup(func() { t.Logf("%d answers with entries alike in Flux and InfluxQL", q.checked) })
+	return &influxEnv{t: t, srv: srv, bucket: bucket, q: q, clock: &fakeClock{}, loc: loc}
 }
 
 func (e *influxEnv) worker(now time.Time, gws ...string) *Worker {
@@ -247,24 +250,19 @@ func (e *influxEnv) energy() map[pointKey]map[string]string {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := e.q.QueryAPI.Query(ctx, fmt.Sprintf(`from(bucket: %q)
+	rows, err := e.srv.Flux(ctx, fmt.Sprintf(`from(bucket: %q)
   |> range(start: 1970-01-01T00:00:00Z, stop: 2100-01-01T00:00:00Z)
   |> filter(fn: (r) => r._measurement == "p1_energy")`, e.bucket))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer res.Close()
 	out := map[pointKey]map[string]string{}
-	for res.Next() {
-		r := res.Record()
-		k := pointKey{gw: r.ValueByKey("gateway").(string), period: r.ValueByKey("period").(string), at: r.Time().UnixNano()}
+	for _, r := range rows {
+		k := pointKey{gw: r["gateway"].(string), period: r["period"].(string), at: r["_time"].(time.Time).UnixNano()}
 		if out[k] == nil {
 			out[k] = map[string]string{}
 		}
-		out[k][r.Field()] = strconv.FormatFloat(r.Value().(float64), 'f', -1, 64)
-	}
-	if err := res.Err(); err != nil {
-		e.t.Fatal(err)
+		out[k][r["_field"].(string)] = strconv.FormatFloat(r["_value"].(float64), 'f', -1, 64)
 	}
 	return out
 }
@@ -366,7 +364,7 @@ func TestRecoverSeededHistory(t *testing.T) {
 	if len(got) != 4 {
 		t.Errorf("%d points, want 4 (day, month, previous day, previous month): %v", len(got), got)
 	}
-	if n := e.q.ran("cumulativeSum") + e.q.ran("r._value < 0.0"); n != 0 {
+	if n := e.q.ran("Runs") + e.q.ran("Drops"); n != 0 {
 		t.Errorf("the runs or drops query ran %d times for a history without meter changes or resets", n)
 	}
 }
@@ -511,9 +509,11 @@ func TestMonthBeganWhileDown(t *testing.T) {
 // a meter_id that flips back (series that overlap in time, so the runs
 // query is needed), a gas meter swap, and a second gas device on a higher
 // channel as a decoy.
-func TestRecoverMeterChanges(t *testing.T) {
-	loc := mustLoad(t, "Europe/Brussels")
-	e := newInfluxEnv(t, loc)
+// meterChangeHistory seeds e with a day of meter swaps on the 25-hour
+// day of 2026-10-25 in Brussels: a reset, a gas meter swapped, an
+// electricity meter swapped and back (series that overlap in time), and a
+// second gas channel. It returns the history and the time to recover at.
+func meterChangeHistory(t *testing.T, e *influxEnv, loc *time.Location) ([]reading, time.Time) {
 	at := func(h, m int) time.Time { return local(loc, 2026, 10, 25, h, m) }
 	r := func(at time.Time, meter, taken, t2, gasMeter, gas string) reading {
 		rd := reading{at: at, meter: meter, vals: map[field]parser.Decimal{fTaken: dec(t, taken), fTakenT2: dec(t, t2)}}
@@ -537,12 +537,19 @@ func TestRecoverMeterChanges(t *testing.T) {
 	e.seed("home", hist)
 	e.writeRaw(fmt.Sprintf("p1_mbus,channel=3,gateway=home,kind=gas,meter_id=G9,unit=m3 value=77 %d\n", at(1, 0).UnixNano()) +
 		fmt.Sprintf("p1_mbus,channel=3,gateway=home,kind=gas,meter_id=G9,unit=m3 value=99 %d\n", at(7, 0).UnixNano()))
-	w := e.worker(at(9, 0), "home")
+	return hist, at(9, 0)
+}
+
+func TestRecoverMeterChanges(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	e := newInfluxEnv(t, loc)
+	hist, now := meterChangeHistory(t, e, loc)
+	w := e.worker(now, "home")
 	w.tick(context.Background(), true)
 	got := e.energy()
-	d := periodOf(day, at(9, 0), loc)
+	d := periodOf(day, now, loc)
 	e.checkEnergy(got, "home", hist, d)
-	e.checkEnergy(got, "home", hist, periodOf(month, at(9, 0), loc))
+	e.checkEnergy(got, "home", hist, periodOf(month, now, loc))
 	// taken: (1001.5−1000.001) + (1.125−0.125) + (7002.25−7000) + (1.75−1.5) + 0 = 4.999
 	// t2:    (500.6−500) + (0.6−0.1) + (3001−3000) + (0.8−0.7) = 2.2
 	// gas:   (301.25−300.5) + (3.5−0.5) = 3.75
@@ -550,7 +557,7 @@ func TestRecoverMeterChanges(t *testing.T) {
 	if g := got[pointKey{"home", "day", d.start.UnixNano()}]; !equalFields(g, wantDay) {
 		t.Errorf("day = %v, want %v", g, wantDay)
 	}
-	if e.q.ran("cumulativeSum") == 0 {
+	if e.q.ran("Runs") == 0 {
 		t.Error("the runs query did not run for overlapping meter series")
 	}
 }
@@ -591,10 +598,10 @@ func TestRecoverReset(t *testing.T) {
 	if g := got[pointKey{"home", "day", d.start.UnixNano()}]; !equalFields(g, wantDay) {
 		t.Errorf("day = %v, want %v", g, wantDay)
 	}
-	if e.q.ran("r._value < 0.0") == 0 {
+	if e.q.ran("Drops") == 0 {
 		t.Error("the drops query did not run")
 	}
-	if e.q.ran("cumulativeSum") != 0 {
+	if e.q.ran("Runs") != 0 {
 		t.Error("the runs query ran without a meter change")
 	}
 }
@@ -656,6 +663,114 @@ func TestRecoverRandom(t *testing.T) {
 	}
 }
 
+// noFluxProxy stands in front of the real InfluxDB as InfluxDB 3 would: no
+// /api/v2/query (404), and /ping saying version (none: as it is). It
+// counts the requests per path.
+func noFluxProxy(t *testing.T, target string, version string) (*httptest.Server, func(path string) int) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path]++
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/api/v2/query") {
+			http.Error(w, `{"error": "404 page not found"}`, http.StatusNotFound)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("proxy: read request: %v", err)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			t.Errorf("proxy: %v", err)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		if r.URL.Path == "/ping" && version != "" {
+			w.Header().Set("X-Influxdb-Version", version)
+			w.Header().Set("X-Influxdb-Build", "Core")
+		}
+		w.WriteHeader(resp.StatusCode)
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			t.Logf("proxy: copy answer of %s: %v", r.URL.Path, err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[path]
+	}
+}
+
+// TestRecoverWithoutFlux: behind a proxy that refuses Flux as InfluxDB 3
+// does, P1_INFLUX_QUERY=auto finds InfluxQL and recovers the meter swaps of
+// TestRecoverMeterChanges to the same values as Flux on the server itself;
+// with /ping saying nothing (a 1.8 without flux-enabled) as well as saying
+// version 3.
+func TestRecoverWithoutFlux(t *testing.T) {
+	loc := mustLoad(t, "Europe/Brussels")
+	e := newInfluxEnv(t, loc)
+	hist, now := meterChangeHistory(t, e, loc)
+	d, m := periodOf(day, now, loc), periodOf(month, now, loc)
+
+	recover := func(q Querier) map[pointKey]map[string]string {
+		rec := &recorder{}
+		w, err := New(Config{Location: loc, Bucket: e.bucket, Now: func() time.Time { return now }, Gateways: []string{"home"},
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, rec, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.tick(context.Background(), true)
+		out := map[pointKey]map[string]string{}
+		for k, p := range rec.points(t) {
+			out[k] = p.fields
+		}
+		return out
+	}
+	want := recover(TestQuerier(t, e.srv.URL(), e.bucket, "flux"))
+	if len(want[pointKey{"home", "day", d.start.UnixNano()}]) == 0 || len(want[pointKey{"home", "month", m.start.UnixNano()}]) == 0 {
+		t.Fatalf("flux recovered %v", want)
+	}
+	for _, version := range []string{"3.0.3", ""} {
+		proxy, seen := noFluxProxy(t, e.srv.URL(), version)
+		got := recover(TestQuerier(t, proxy.URL, e.bucket, "auto"))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("version %q: auto behind the proxy recovered\n%v\nwant (flux)\n%v", version, got, want)
+		}
+		for _, p := range []period{d, m} {
+			ref := map[string]string{}
+			for f := range numFields {
+				if v, ok := reference(hist, f, p); ok {
+					ref[fieldNames[f]] = normal(v).String()
+				}
+			}
+			if g := got[pointKey{"home", p.kind.String(), p.start.UnixNano()}]; !equalFields(g, ref) {
+				t.Errorf("version %q: %s = %v, want %v", version, p, g, ref)
+			}
+		}
+		if seen("/query") == 0 || seen("/ping") != 1 {
+			t.Errorf("version %q: %d InfluxQL requests, %d pings; want some and one", version, seen("/query"), seen("/ping"))
+		}
+		if n := seen("/api/v2/query"); (version != "" && n != 0) || (version == "" && n != 1) {
+			t.Errorf("version %q: %d Flux requests; want none for version 3, one probe otherwise", version, n)
+		}
+	}
+}
+
 // TestGatewayNamesAreQuoted: names with quotes, backslashes and "${" go
 // into Flux as literals, not code.
 func TestGatewayNamesAreQuoted(t *testing.T) {
@@ -683,14 +798,6 @@ func TestGatewayNamesAreQuoted(t *testing.T) {
 	}
 }
 
-func TestFluxRegexOneOf(t *testing.T) {
-	got := fluxRegexOneOf([]string{"gw.1", "a/b", "x\ty", "(+)"})
-	want := `/^(gw\.1|a\/b|x\x{9}y|\(\+\))$/`
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-}
-
 // BenchmarkRecoverMonth measures the start-up recovery of a month of
 // 5-second readings (about 535,000 p1 points) for one gateway: the case the
 // queries were written for. Seeding takes a while; run it on its own:
@@ -703,8 +810,6 @@ func TestFluxRegexOneOf(t *testing.T) {
 func BenchmarkRecoverMonth(b *testing.B) {
 	loc := mustLoad(b, "Europe/Brussels")
 	srv := influxtest.Shared(b)
-	client := influxdb2.NewClient(srv.URL(), srv.Token())
-	defer client.Close()
 	bucket := srv.NewBucket(b)
 	m := &meter{id: "E1", gasID: "G1", t1: 1_000_000, t2: 2_000_000, withGas: true}
 	now := local(loc, 2026, 3, 31, 23, 0)
@@ -720,38 +825,116 @@ func BenchmarkRecoverMonth(b *testing.B) {
 		}
 		e.seedTB(b, "home", m.readings(day, to, step, loc))
 	}
-	clock := &fakeClock{t: now}
-	recoverOnce := func() {
-		w, err := New(Config{Location: loc, Bucket: bucket, Now: clock.Now, Gateways: []string{"home"}},
-			influxWriter{srv, bucket}, timingQuerier{b, client.QueryAPI("")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.tick(context.Background(), true)
+	flux, ql := testQueriers(b, srv, bucket)
+	for _, d := range []struct {
+		name string
+		q    Querier
+	}{{"flux", flux}, {"influxql", ql}} {
+		b.Run(d.name, func(b *testing.B) {
+			clock := &fakeClock{t: now}
+			recoverOnce := func() {
+				w, err := New(Config{Location: loc, Bucket: bucket, Now: clock.Now, Gateways: []string{"home"}},
+					influxWriter{srv, bucket}, d.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.tick(context.Background(), true)
+			}
+			if testing.Short() {
+				recoverOnce()
+				b.Skip("-short: recovered once; run without -short for the timing")
+			}
+			for b.Loop() {
+				recoverOnce()
+			}
+		})
 	}
+}
+
+// BenchmarkColdStart1000 measures a cold start (no local state) of 1,000
+// gateways with a month of history: every gateway's day and month, and
+// yesterday and last month, recovered from InfluxDB, in Flux and in
+// InfluxQL. The history is coarse (a reading every two hours, with gas) so
+// that seeding stays within a minute; the queries' cost follows the number
+// of series and the scan, not the step, as long as both are the same for
+// both languages. Run it on its own:
+//
+//	go test -run '^$' -bench ColdStart1000 -benchtime 1x ./rollup/
+func BenchmarkColdStart1000(b *testing.B) {
 	if testing.Short() {
-		recoverOnce()
-		b.Skip("-short: recovered once; run without -short for the timing")
+		b.Skip("-short: seeding 1,000 gateways takes a minute")
 	}
-	b.ResetTimer()
-	for range b.N {
-		recoverOnce()
-	}
-}
-
-// timingQuerier logs how long each query took, to the end of its answer.
-type timingQuerier struct {
-	tb testing.TB
-	q  api.QueryAPI
-}
-
-func (q timingQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
+	loc := mustLoad(b, "Europe/Brussels")
+	srv := influxtest.Shared(b)
+	bucket := srv.NewBucket(b)
+	e := &influxEnv{srv: srv, bucket: bucket}
+	now := local(loc, 2026, 3, 31, 12, 0)
+	gws := gatewayNames(1000)
 	t0 := time.Now()
-	text, err := q.q.QueryRaw(ctx, query, d)
-	if err != nil {
-		return "", err
+	for i, gw := range gws {
+		m := &meter{id: fmt.Sprintf("1SAG%010d", i), gasID: fmt.Sprintf("G%06d", i), t1: 1_000_000 + int64(i), t2: 2_000_000, withGas: true}
+		e.seedTB(b, gw, m.readings(local(loc, 2026, 2, 27, 0, 0), now.Add(-time.Hour), 2*time.Hour, loc))
 	}
-	lines := strings.Split(query, "\n")
-	q.tb.Logf("%v %d bytes: %s", time.Since(t0).Round(time.Millisecond), len(text), strings.Join(lines[1:3], " "))
-	return text, nil
+	b.Logf("seeded 1,000 gateways in %s", time.Since(t0).Round(time.Second))
+	flux, ql := testQueriers(b, srv, bucket)
+	for _, d := range []struct {
+		name string
+		q    Querier
+	}{{"flux", flux}, {"influxql", ql}} {
+		b.Run(d.name, func(b *testing.B) {
+			for b.Loop() {
+				q := &stubCounter{q: d.q}
+				w, err := New(Config{Location: loc, Bucket: bucket, Now: func() time.Time { return now }, Gateways: gws},
+					&recorder{}, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < 20 && !w.allRecovered(); i++ {
+					w.tick(context.Background(), true)
+				}
+				if !w.allRecovered() {
+					b.Fatal("not recovered after 20 rollups")
+				}
+				b.ReportMetric(float64(q.n.Load()), "questions")
+			}
+		})
+	}
+}
+
+// stubCounter counts the questions asked of q.
+type stubCounter struct {
+	q Querier
+	n atomic.Int64
+}
+
+func (c *stubCounter) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
+	c.n.Add(1)
+	return c.q.Summary(ctx, sel)
+}
+
+func (c *stubCounter) Drops(ctx context.Context, sel Select) ([]Drop, error) {
+	c.n.Add(1)
+	return c.q.Drops(ctx, sel)
+}
+
+func (c *stubCounter) Runs(ctx context.Context, sel Select) ([]Run, error) {
+	c.n.Add(1)
+	return c.q.Runs(ctx, sel)
+}
+
+func (c *stubCounter) Last(ctx context.Context, sel Select) ([]Reading, error) {
+	c.n.Add(1)
+	return c.q.Last(ctx, sel)
+}
+
+// allRecovered reports whether every tracked gateway-period is recovered.
+func (w *Worker) allRecovered() bool {
+	for _, tp := range w.tracked {
+		for _, gp := range tp.gws {
+			if !gp.recovered {
+				return false
+			}
+		}
+	}
+	return len(w.tracked) > 0
 }

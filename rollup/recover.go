@@ -3,13 +3,9 @@ package rollup
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/p1logger/p1logger/parser"
 )
@@ -30,8 +26,8 @@ import (
 //   - the baseline: the latest reading before the period, looked for in
 //     growing windows so that the usual case reads two days at most.
 //
-// Every query runs on InfluxDB 1.8 (Flux 0.65): no array, no findRecord,
-// filters written with == and =~ so that the storage layer applies them.
+// The questions go through Querier (querier.go); internal/influx answers
+// them in Flux or InfluxQL.
 
 // baseWindows are the look-back windows for the baseline; 0 means since 1970.
 var baseWindows = []time.Duration{48 * time.Hour, 40 * 24 * time.Hour, 400 * 24 * time.Hour, 0}
@@ -129,7 +125,12 @@ func (w *Worker) recoverPeriod(ctx context.Context, p period, gws []string) (map
 // recoverRuns recovers the readings inside p, without baselines, and
 // returns the gas channel chosen per gateway.
 func (w *Worker) recoverRuns(ctx context.Context, p period, gws []string) (map[string]*summary, map[string]string, error) {
-	rows, err := w.query(ctx, w.seriesQuery(p, gws))
+	var all [numFields]bool
+	for f := range all {
+		all[f] = true
+	}
+	sums, err := w.q.Summary(ctx, selectOf(p.start, p.end, gws, all))
+	rows := summaryRows(sums)
 	if err != nil {
 		return nil, nil, fmt.Errorf("recover %s: %w", p, err)
 	}
@@ -170,11 +171,11 @@ func (w *Worker) recoverRuns(ctx context.Context, p period, gws []string) (map[s
 			continue
 		}
 		sort.Strings(gws)
-		more, err := w.query(ctx, w.dropsQuery(p, gws, i == 1))
+		more, err := w.q.Drops(ctx, selectOf(p.start, p.end, gws, sourceFields(i == 1)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("recover %s drops: %w", p, err)
 		}
-		rows = append(rows, more...)
+		rows = append(rows, dropRows(more, 0)...)
 	}
 	runs = collectRuns(rows, false)
 	for i, gws := range heavy {
@@ -182,7 +183,8 @@ func (w *Worker) recoverRuns(ctx context.Context, p period, gws []string) (map[s
 			continue
 		}
 		sort.Strings(gws)
-		more, err := w.query(ctx, w.runsQuery(p, gws, i == 1))
+		list, err := w.q.Runs(ctx, selectOf(p.start, p.end, gws, sourceFields(i == 1)))
+		more := runRows(list)
 		if err != nil {
 			return nil, nil, fmt.Errorf("recover %s runs: %w", p, err)
 		}
@@ -246,7 +248,8 @@ func (w *Worker) recoverBase(ctx context.Context, p period, out map[string]*summ
 		if !from.Before(p.start) {
 			return nil
 		}
-		rows, err := w.query(ctx, w.baseQuery(from, p.start, gws, need))
+		list, err := w.q.Last(ctx, selectOf(from, p.start, gws, need))
+		rows := readingRows(list)
 		if err != nil {
 			return fmt.Errorf("recover %s baseline: %w", p, err)
 		}
@@ -396,40 +399,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// seriesQuery is the usual recovery query: per series, the first and last
-// reading in p, and the smallest difference between consecutive readings
-// (negative where the register went down somewhere). Aggregates only: a
-// month of 5-second readings takes seconds, where listing the drops with
-// difference() |> filter() takes several times as long.
-func (w *Worker) seriesQuery(p period, gws []string) string {
-	var all [numFields]bool
-	for f := range all {
-		all[f] = true
-	}
-	var b strings.Builder
-	w.header(&b, p.start, p.end)
-	fmt.Fprintf(&b, "data = %s\n", selectExpr(gws, all))
-	b.WriteString(`data |> first() |> yield(name: "first")
-data |> last() |> yield(name: "last")
-data |> difference() |> min() |> yield(name: "mindiff")
-`)
-	return b.String()
-}
-
-// dropsQuery lists, per series, the readings where the register went
-// down, with the difference and (v) the reading itself.
-func (w *Worker) dropsQuery(p period, gws []string, gas bool) string {
-	var b strings.Builder
-	w.header(&b, p.start, p.end)
-	fmt.Fprintf(&b, `%s
-  |> duplicate(column: "_value", as: "v")
-  |> difference()
-  |> filter(fn: (r) => r._value < 0.0)
-  |> yield(name: "drops")
-`, selectExpr(gws, sourceFields(gas)))
-	return b.String()
-}
-
 // sourceFields are the fields of p1 (gas false) or the gas field.
 func sourceFields(gas bool) [numFields]bool {
 	var fields [numFields]bool
@@ -441,156 +410,4 @@ func sourceFields(gas bool) [numFields]bool {
 		fields[f] = true
 	}
 	return fields
-}
-
-// runsQuery numbers each register's readings in time order (g) and within
-// each meter (c); g − c is constant exactly over a run of consecutive
-// readings of one meter, so grouping by it gives the runs.
-func (w *Worker) runsQuery(p period, gws []string, gas bool) string {
-	fields := sourceFields(gas)
-	by := `"gateway", "_field"`
-	if gas {
-		by += `, "channel"`
-	}
-	var b strings.Builder
-	w.header(&b, p.start, p.end)
-	fmt.Fprintf(&b, `runs = %s
-  |> group(columns: [%s])
-  |> sort(columns: ["_time"])
-  |> map(fn: (r) => ({r with g: 1}))
-  |> cumulativeSum(columns: ["g"])
-  |> group(columns: [%s, "meter_id"])
-  |> sort(columns: ["_time"])
-  |> map(fn: (r) => ({r with c: 1}))
-  |> cumulativeSum(columns: ["c"])
-  |> map(fn: (r) => ({r with run: r.g - r.c}))
-  |> group(columns: [%s, "meter_id", "run"])
-runs |> first() |> yield(name: "first")
-runs |> last() |> yield(name: "last")
-runs
-  |> duplicate(column: "_value", as: "v")
-  |> difference()
-  |> filter(fn: (r) => r._value < 0.0)
-  |> yield(name: "drops")
-`, selectExpr(gws, fields), by, by, by)
-	return b.String()
-}
-
-// baseQuery returns per series the last reading in [from, to).
-func (w *Worker) baseQuery(from, to time.Time, gws []string, fields [numFields]bool) string {
-	var b strings.Builder
-	w.header(&b, from, to)
-	fmt.Fprintf(&b, "%s\n  |> last()\n  |> yield(name: \"base\")\n", selectExpr(gws, fields))
-	return b.String()
-}
-
-// header declares the query's parameters: the bucket and the time range
-// [start, stop). InfluxDB 1.8's storage includes points at exactly stop in
-// range(), where 2.x excludes them; a reading at midnight must count for the
-// day it starts, not for the one it ends. So stop is written one nanosecond
-// early: exact on 1.8, and on 2.x it only leaves out a point stamped one
-// nanosecond before the boundary (which then counts for neither side's
-// closing value but, as every reading does, for the energy that follows).
-// A filter on _time would be exact on both but costs a second per month of
-// 5-second readings.
-func (w *Worker) header(b *strings.Builder, start, stop time.Time) {
-	fmt.Fprintf(b, "bucket = %s\nstart = %s\nstop = %s\n", fluxString(w.cfg.Bucket), fluxTime(start),
-		fluxTime(stop.Add(-time.Nanosecond)))
-}
-
-// selectExpr reads the registers of gws in [start, stop].
-func selectExpr(gws []string, fields [numFields]bool) string {
-	return fmt.Sprintf(`from(bucket: bucket)
-  |> range(start: start, stop: stop)
-  |> filter(fn: (r) => %s)`, filterExpr(gws, fields))
-}
-
-// filterExpr selects the registers the rollup reads for gws. The gateways
-// are one anchored regular expression: InfluxDB 1.8 pushes it down to
-// storage, as it does == (contains() it does not), and its cost grows with
-// the number of names where a chain of == joined by "or" grows with its
-// square (a thousand gateways: 0.1 s against 6 s on 1.8, data or not).
-func filterExpr(gws []string, fields [numFields]bool) string {
-	var b strings.Builder
-	b.WriteString("(")
-	var p1 []string
-	for f := range field(numP1Fields) {
-		if fields[f] {
-			p1 = append(p1, "r._field == "+fluxString(fieldNames[f]))
-		}
-	}
-	var alts []string
-	if len(p1) > 0 {
-		alts = append(alts, `(r._measurement == "p1" and (`+strings.Join(p1, " or ")+"))")
-	}
-	if fields[fGas] {
-		alts = append(alts, `(r._measurement == "p1_mbus" and r.kind == "gas" and r._field == "value")`)
-	}
-	b.WriteString(strings.Join(alts, " or "))
-	b.WriteString(") and r.gateway =~ ")
-	b.WriteString(fluxRegexOneOf(gws))
-	return b.String()
-}
-
-// fluxRegexOneOf returns a Flux regular expression literal that matches
-// exactly the strings of list: /^(a|b)$/, each string quoted so that it
-// means itself (regexp.QuoteMeta, a "/" escaped for the literal, and control
-// characters as \x{…}).
-func fluxRegexOneOf(list []string) string {
-	var b strings.Builder
-	b.WriteString("/^(")
-	for i, s := range list {
-		if i > 0 {
-			b.WriteByte('|')
-		}
-		for _, c := range regexp.QuoteMeta(s) {
-			switch {
-			case c == '/':
-				b.WriteString(`\/`)
-			case c < 0x20 || c == 0x7f:
-				fmt.Fprintf(&b, `\x{%x}`, c)
-			default:
-				b.WriteRune(c)
-			}
-		}
-	}
-	b.WriteString(")$/")
-	return b.String()
-}
-
-func fluxTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// fluxString quotes s as a Flux string literal. "${" would start an
-// interpolation, so "$" is escaped as well.
-func fluxString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\', '$':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// query runs q and returns its rows. Records that are not readings of a
-// rollup register are skipped.
-func (w *Worker) query(ctx context.Context, q string) ([]row, error) {
-	text, err := w.q.QueryRaw(ctx, q, api.DefaultDialect())
-	if err != nil {
-		return nil, err
-	}
-	var fc fluxCSV
-	return fc.rows(text)
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-
 	"github.com/p1logger/p1logger/internal/influxtest"
 )
 
@@ -92,9 +90,9 @@ func TestStateRestartInflux(t *testing.T) {
 			var e *influxEnv
 			if tt.influxDown {
 				srv := influxtest.New(t)
-				client := influxdb2.NewClient(srv.URL(), srv.Token())
-				t.Cleanup(client.Close)
-				e = &influxEnv{t: t, srv: srv, bucket: srv.NewBucket(t), q: &countingQuerier{QueryAPI: client.QueryAPI(""), t: t},
+				bucket := srv.NewBucket(t)
+				flux, ql := testQueriers(t, srv, bucket)
+				e = &influxEnv{t: t, srv: srv, bucket: bucket, q: &countingQuerier{flux: flux, ql: ql, t: t},
 					clock: &fakeClock{}, loc: loc}
 			} else {
 				e = newInfluxEnv(t, loc)
@@ -224,8 +222,6 @@ func TestStateRestartInflux(t *testing.T) {
 func BenchmarkRestart1000(b *testing.B) {
 	loc := mustLoad(b, "Europe/Brussels")
 	srv := influxtest.Shared(b)
-	client := influxdb2.NewClient(srv.URL(), srv.Token())
-	defer client.Close()
 	n := 1000
 	if testing.Short() {
 		n = 50
@@ -242,7 +238,7 @@ func BenchmarkRestart1000(b *testing.B) {
 	b.Logf("seeded %d gateways in %v", n, time.Since(t0).Round(time.Millisecond))
 	file := filepath.Join(b.TempDir(), "rollup.state")
 	start := func(state string) (*Worker, *countingQuerier) {
-		q := &countingQuerier{QueryAPI: client.QueryAPI("")}
+		q := &countingQuerier{flux: TestQuerier(b, srv.URL(), bucket, "flux"), t: b} // Flux only: the cost of one language
 		e.clock.set(now)
 		w, err := New(Config{Location: loc, Bucket: bucket, Now: e.clock.Now, Gateways: gws, StateFile: state},
 			influxWriter{srv, bucket}, q)

@@ -9,9 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	"github.com/influxdata/influxdb-client-go/v2/domain"
-
 	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/internal/lineproto"
 	"github.com/p1logger/p1logger/parser"
@@ -25,16 +22,6 @@ import (
 type PointWriter interface {
 	WriteLines(ctx context.Context, lines []byte) error
 }
-
-// Querier runs a Flux query and returns its whole answer as annotated CSV
-// (the rollup asks for api.DefaultDialect()). The official client's
-// api.QueryAPI satisfies it, against InfluxDB 2.x or 1.8 (through its
-// v2-compatible API).
-type Querier interface {
-	QueryRaw(ctx context.Context, query string, dialect *domain.Dialect) (string, error)
-}
-
-var _ Querier = api.QueryAPI(nil)
 
 // Config configures a Worker.
 type Config struct {
@@ -503,8 +490,7 @@ func (w *Worker) recoveryBudget() time.Duration {
 
 // tooMuch reports whether err says that a batch asked too much of
 // InfluxDB: it ran out of time, or its answer was longer than
-// answerlimit.DefaultMax (a QueryRaw answer is held whole, so p1logger's
-// InfluxDB client refuses longer ones). A smaller batch can succeed where
+// answerlimit.DefaultMax (internal/influx refuses longer ones). A smaller batch can succeed where
 // that one failed, so neither halts the other batches as an InfluxDB that
 // is down does.
 func tooMuch(err error) bool {

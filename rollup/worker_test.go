@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/influxdata/influxdb-client-go/v2/domain"
-
 	"github.com/p1logger/p1logger/internal/answerlimit"
 	"github.com/p1logger/p1logger/parser"
 )
@@ -440,23 +438,34 @@ func TestNew(t *testing.T) {
 }
 
 // slowQuerier answers like stubQuerier after a delay, and records how many
-// gateways each series query named.
+// gateways each summary question named.
 type slowQuerier struct {
 	stubQuerier
 	delay time.Duration
 	sizes []int
 }
 
-func (q *slowQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
+func (q *slowQuerier) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
 	time.Sleep(q.delay)
-	if strings.Contains(query, `yield(name: "mindiff")`) {
-		q.mu.Lock()
-		_, re, _ := strings.Cut(query, "r.gateway =~ /^(")
-		re, _, _ = strings.Cut(re, ")$/")
-		q.sizes = append(q.sizes, strings.Count(re, "|")+1)
-		q.mu.Unlock()
-	}
-	return q.stubQuerier.QueryRaw(ctx, query, d)
+	q.mu.Lock()
+	q.sizes = append(q.sizes, len(sel.Gateways))
+	q.mu.Unlock()
+	return q.stubQuerier.Summary(ctx, sel)
+}
+
+func (q *slowQuerier) Drops(ctx context.Context, sel Select) ([]Drop, error) {
+	time.Sleep(q.delay)
+	return q.stubQuerier.Drops(ctx, sel)
+}
+
+func (q *slowQuerier) Runs(ctx context.Context, sel Select) ([]Run, error) {
+	time.Sleep(q.delay)
+	return q.stubQuerier.Runs(ctx, sel)
+}
+
+func (q *slowQuerier) Last(ctx context.Context, sel Select) ([]Reading, error) {
+	time.Sleep(q.delay)
+	return q.stubQuerier.Last(ctx, sel)
 }
 
 func gatewayNames(n int) []string {
@@ -571,24 +580,19 @@ func TestRecoveryDown(t *testing.T) {
 	}
 }
 
-// bigAnswerQuerier fails every series query that names more than max
-// gateways as p1logger's InfluxDB client fails an answer past its limit.
+// bigAnswerQuerier fails every summary question that names more than max
+// gateways as internal/influx fails an answer past its limit.
 type bigAnswerQuerier struct {
 	slowQuerier
 	max int
 }
 
-func (q *bigAnswerQuerier) QueryRaw(ctx context.Context, query string, d *domain.Dialect) (string, error) {
-	q.mu.Lock()
-	n := len(q.sizes)
-	q.mu.Unlock()
-	text, err := q.slowQuerier.QueryRaw(ctx, query, d)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.sizes) > n && q.sizes[n] > q.max {
-		return "", fmt.Errorf("recover: %w", &answerlimit.TooLargeError{Limit: answerlimit.DefaultMax})
+func (q *bigAnswerQuerier) Summary(ctx context.Context, sel Select) ([]SeriesSummary, error) {
+	got, err := q.slowQuerier.Summary(ctx, sel)
+	if len(sel.Gateways) > q.max {
+		return nil, fmt.Errorf("recover: %w", &answerlimit.TooLargeError{Limit: answerlimit.DefaultMax})
 	}
-	return text, err
+	return got, err
 }
 
 // TestRecoveryAnswerTooLarge: an answer longer than the client's limit

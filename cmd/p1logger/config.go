@@ -20,6 +20,7 @@ import (
 
 	"github.com/p1logger/p1logger/ingest/dlms"
 	"github.com/p1logger/p1logger/ingest/source"
+	"github.com/p1logger/p1logger/internal/influx"
 )
 
 // rawConfig is the environment as DESIGN.md names it. Values stay strings so
@@ -34,6 +35,7 @@ type rawConfig struct {
 	InfluxTokenFile string `env:"P1_INFLUX_TOKEN_FILE"`
 	InfluxOrg       string `env:"P1_INFLUX_ORG"`
 	InfluxBucket    string `env:"P1_INFLUX_BUCKET" envDefault:"p1"`
+	InfluxQuery     string `env:"P1_INFLUX_QUERY" envDefault:"auto"`
 	Timezone        string `env:"P1_TIMEZONE"`
 	Country         string `env:"P1_COUNTRY"`
 	RollupInterval  string `env:"P1_ROLLUP_INTERVAL" envDefault:"1m"`
@@ -68,6 +70,7 @@ type config struct {
 	InfluxToken    string
 	InfluxOrg      string
 	InfluxBucket   string
+	InfluxQuery    influx.Language // P1_INFLUX_QUERY: flux, influxql or auto
 	Location       *time.Location
 	Country        string // "" = per gateway, from its telegrams; else a two-letter code (P1_COUNTRY)
 	SpoolDir       string
@@ -145,6 +148,10 @@ func loadConfig(environ []string) (*config, error) {
 	cfg.InfluxBucket = raw.InfluxBucket
 	if strings.ContainsAny(cfg.InfluxBucket, " \t\n") {
 		return nil, fmt.Errorf("P1_INFLUX_BUCKET: %q contains white space; want a bucket name (1.8: database/retention-policy)", raw.InfluxBucket)
+	}
+
+	if cfg.InfluxQuery, err = influx.ParseLanguage(raw.InfluxQuery); err != nil {
+		return nil, fmt.Errorf("P1_INFLUX_QUERY: %q %v", raw.InfluxQuery, err)
 	}
 
 	cfg.Location = time.Local

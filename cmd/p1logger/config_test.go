@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p1logger/p1logger/ingest/source"
+	"github.com/p1logger/p1logger/internal/influx"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -33,6 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 		IdleTimeout:    10 * time.Second,
 		InfluxURL:      "http://localhost:8086",
 		InfluxBucket:   "p1",
+		InfluxQuery:    influx.Auto,
 		Location:       time.Local,
 		SpoolMaxAge:    24 * time.Hour,
 		HTTPAddr:       ":9188",
@@ -99,6 +101,7 @@ func TestConfigAll(t *testing.T) {
 		"P1_INFLUX_TOKEN_FILE=" + token,
 		"P1_INFLUX_ORG=home",
 		"P1_INFLUX_BUCKET=p1/autogen",
+		"P1_INFLUX_QUERY=InfluxQL",
 		"P1_TIMEZONE=Europe/Brussels",
 		"P1_ROLLUP_INTERVAL=30s",
 		"P1_IDLE_TIMEOUT=20s",
@@ -121,8 +124,8 @@ func TestConfigAll(t *testing.T) {
 	if cfg.Cycle != time.Second || cfg.RollupInterval != 30*time.Second || cfg.IdleTimeout != 20*time.Second {
 		t.Errorf("durations %v %v %v", cfg.Cycle, cfg.RollupInterval, cfg.IdleTimeout)
 	}
-	if cfg.InfluxToken != "user:secret" || cfg.InfluxOrg != "home" || cfg.InfluxBucket != "p1/autogen" {
-		t.Errorf("influx %q %q %q", cfg.InfluxToken, cfg.InfluxOrg, cfg.InfluxBucket)
+	if cfg.InfluxToken != "user:secret" || cfg.InfluxOrg != "home" || cfg.InfluxBucket != "p1/autogen" || cfg.InfluxQuery != influx.InfluxQL {
+		t.Errorf("influx %q %q %q %q", cfg.InfluxToken, cfg.InfluxOrg, cfg.InfluxBucket, cfg.InfluxQuery)
 	}
 	if cfg.SpoolMaxBytes != 2<<30 {
 		t.Errorf("spool max %d", cfg.SpoolMaxBytes)
@@ -177,6 +180,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + emptyToken}, `P1_INFLUX_TOKEN_FILE: "` + emptyToken + `" is empty; want a file holding the token`},
 		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + dir + "/nope"}, `P1_INFLUX_TOKEN_FILE: "` + dir + `/nope" cannot be read (no such file or directory); want a readable file holding the token`},
 		{[]string{gw, "P1_INFLUX_BUCKET=my bucket"}, `P1_INFLUX_BUCKET: "my bucket" contains white space; want a bucket name (1.8: database/retention-policy)`},
+		{[]string{gw, "P1_INFLUX_QUERY=sql"}, `P1_INFLUX_QUERY: "sql" is not a query language; want flux, influxql or auto`},
 		{[]string{gw, "P1_TIMEZONE=Europe/Brusels"}, `P1_TIMEZONE: "Europe/Brusels" is not a known time zone; want an IANA name such as Europe/Brussels`},
 		{[]string{gw, "P1_COUNTRY=Belgium"}, `P1_COUNTRY: "Belgium" is not a country; want auto (from the telegrams) or a two-letter code such as be, nl or lu`},
 		{[]string{gw, "P1_COUNTRY=b1"}, `P1_COUNTRY: "b1" is not a country; want auto (from the telegrams) or a two-letter code such as be, nl or lu`},

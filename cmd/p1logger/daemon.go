@@ -50,8 +50,10 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		Logger:       log.With("component", "writer"),
 	}, buf, sink)
 
-	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, 120*time.Second, maxAnswer)
-	defer client.Close()
+	client, err := newQueryClient(cfg, 120*time.Second)
+	if err != nil {
+		return err
+	}
 
 	gateways := make([]*ingest.Gateway, len(cfg.Gateways))
 	names := make([]string, len(cfg.Gateways))
@@ -70,7 +72,7 @@ func daemon(ctx context.Context, cfg *config, log *slog.Logger, onListen func(ad
 		Logger:    log, // the worker adds its own component attribute
 		Gateways:  names,
 		StateFile: stateFile(cfg, spoolErr),
-	}, writer, client.QueryAPI(cfg.InfluxOrg))
+	}, writer, client)
 	if err != nil {
 		return fmt.Errorf("rollup: %w", err)
 	}

@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/influxdata/influxdb-client-go/v2/api"
-
 	"github.com/p1logger/p1logger/deploy/flux"
+	"github.com/p1logger/p1logger/internal/influx"
 	"github.com/p1logger/p1logger/rollup"
 )
 
-// billQuery is the embedded query p1logger report runs.
+// billQuery is the Flux file whose bill p1logger report computes in Go (so
+// that it is the same on every InfluxDB, Flux or not) and whose
+// parameters hold the report's default prices.
 const billQuery = "monthly-bill.flux"
 
 // billParam is a price parameter of monthly-bill.flux that the report sets
@@ -68,6 +69,7 @@ func usageErr(format string, args ...any) error {
 type reportOptions struct {
 	month   string // YYYY-MM; empty: last month
 	gateway string // empty: every gateway with data
+	country string // be, nl, lu, other; empty: the bill of monthly-bill.flux
 	format  string
 	timeout time.Duration
 	params  map[string]any // bill parameters set by flag or environment
@@ -108,15 +110,27 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	client := newQueryClient(cfg.InfluxURL, cfg.InfluxToken, opts.timeout+time.Second, maxAnswer)
-	defer client.Close()
-	q := client.QueryAPI(cfg.InfluxOrg)
+	client, err := newQueryClient(cfg, opts.timeout+time.Second)
+	if err != nil {
+		return &exitError{2, err}
+	}
 	where := fmt.Sprintf("InfluxDB at %s, bucket %s", redactURL(cfg.InfluxURL), cfg.InfluxBucket)
 
-	have, err := monthGateways(ctx, q, cfg.InfluxBucket, start, stop)
+	// One question for the month's points of every gateway: the bill needs
+	// the point at the month's start; the others say which gateways exist.
+	points, err := client.Energy(ctx, "month", start, stop, "")
 	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+		return fmt.Errorf("%s: %s", where, oneLine(err.Error()))
 	}
+	energy := map[string]influx.Energy{}
+	var have []string
+	for _, e := range points {
+		if e.At.Equal(start) {
+			energy[e.Gateway] = e
+			have = append(have, e.Gateway)
+		}
+	}
+	sort.Strings(have)
 	period := fmt.Sprintf("%s (%s to %s, %s)", label, start.Format(time.RFC3339), stop.Format(time.RFC3339), cfg.Location)
 	gateways := have
 	if opts.gateway != "" {
@@ -131,21 +145,25 @@ func report(ctx context.Context, args, environ []string, now time.Time, stdout i
 	if len(gateways) == 0 {
 		return fmt.Errorf("no data for %s: %s holds no p1_energy month point for that month (is p1logger writing there, and was it running then?)", period, where)
 	}
+	prices, err := billPrices(opts.params, opts.country)
+	if err != nil {
+		return err
+	}
+	peakStart, _ := rollup.Month(start.AddDate(0, -11, 0), cfg.Location)
+	gw := opts.gateway // one gateway: ask for its peaks only
+	peaks, err := client.Peaks(ctx, peakStart, stop, gw)
+	if err != nil {
+		return fmt.Errorf("%s: peaks: %s", where, oneLine(err.Error()))
+	}
+	byGateway := map[string][]float64{}
+	for _, p := range peaks {
+		byGateway[p.Gateway] = append(byGateway[p.Gateway], p.W)
+	}
 
 	out := reportJSON{Month: label, Timezone: cfg.Location.String(), Start: start, Stop: stop, Currency: "EUR"}
 	for _, gw := range gateways {
-		params := map[string]any{"bucket": cfg.InfluxBucket, "gateway": gw, "start": start, "stop": stop}
-		for k, v := range opts.params {
-			params[k] = v
-		}
-		src, err := flux.Query(billQuery, params)
-		if err != nil {
-			return err
-		}
-		lines, err := billLines(ctx, q, src)
-		if err != nil {
-			return fmt.Errorf("%s: bill of gateway %s: %w", where, gw, err)
-		}
+		e, ok := energy[gw]
+		lines := computeBill(prices, opts.country, gw, start, e.Fields, ok, byGateway[gw])
 		b := gatewayBill{Gateway: gw, Lines: lines}
 		for _, l := range lines {
 			if l.Item == "total" {
@@ -173,6 +191,7 @@ func parseReportArgs(args, environ []string) (*reportOptions, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&opts.month, "month", "", "")
 	fs.StringVar(&opts.gateway, "gateway", "", "")
+	fs.StringVar(&opts.country, "country", "", "")
 	fs.StringVar(&opts.format, "format", "table", "")
 	fs.DurationVar(&opts.timeout, "timeout", time.Minute, "")
 	raw := map[string]*string{}
@@ -200,6 +219,18 @@ func parseReportArgs(args, environ []string) (*reportOptions, error) {
 		return nil, usageErr("--gateway: %q is not a gateway name", opts.gateway)
 	}
 	envs := envMap(environ)
+	if !flagSet(fs, "country") {
+		opts.country = envs["P1_REPORT_COUNTRY"]
+	}
+	if c := strings.ToLower(strings.TrimSpace(opts.country)); countries[c] == nil {
+		src := "--country"
+		if !flagSet(fs, "country") {
+			src = "P1_REPORT_COUNTRY"
+		}
+		return nil, usageErr("%s: %q is not a country the report knows; want be, nl, lu or other (or nothing: the bill of %s)", src, opts.country, billQuery)
+	} else {
+		opts.country = c
+	}
 	for _, p := range billParams {
 		val, src := *raw[p.name], "--"+p.flag()
 		if !flagSet(fs, p.flag()) {
@@ -313,34 +344,6 @@ func reportMonth(month string, now time.Time, loc *time.Location) (start, stop t
 	return start, stop, start.Format("2006-01"), nil
 }
 
-// monthGateways returns, sorted, the gateways that have a p1_energy month
-// point at start.
-func monthGateways(ctx context.Context, q api.QueryAPI, bucket string, start, stop time.Time) ([]string, error) {
-	src := fmt.Sprintf(`from(bucket: %s)
-  |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._time < %[3]s)
-  |> filter(fn: (r) => r._measurement == "p1_energy" and r.period == "month" and r._time == %[2]s)
-  |> keep(columns: ["gateway", "_value"])
-  |> group(columns: ["gateway"])
-  |> count()`, strconv.Quote(bucket), start.Format(time.RFC3339Nano), stop.Format(time.RFC3339Nano))
-	res, err := q.Query(ctx, src)
-	if err != nil {
-		return nil, queryErr(err)
-	}
-	defer res.Close()
-	var gws []string
-	for res.Next() {
-		if gw, ok := res.Record().ValueByKey("gateway").(string); ok && !contains(gws, gw) {
-			gws = append(gws, gw)
-		}
-	}
-	if err := res.Err(); err != nil {
-		return nil, queryErr(err)
-	}
-	sort.Strings(gws)
-	return gws, nil
-}
-
 // billLine is one line of the bill as monthly-bill.flux returns it.
 type billLine struct {
 	Line     int64   `json:"line"`
@@ -366,51 +369,6 @@ type reportJSON struct {
 	Currency string        `json:"currency"`
 	Bills    []gatewayBill `json:"bills"`
 }
-
-func billLines(ctx context.Context, q api.QueryAPI, src string) ([]billLine, error) {
-	res, err := q.Query(ctx, src)
-	if err != nil {
-		return nil, queryErr(err)
-	}
-	defer res.Close()
-	var lines []billLine
-	for res.Next() {
-		v := res.Record().Values()
-		l := billLine{}
-		l.Line, _ = v["line"].(int64)
-		l.Item, _ = v["item"].(string)
-		l.Unit, _ = v["unit"].(string)
-		var ok1, ok2, ok3 bool
-		l.Quantity, ok1 = number(v["quantity"])
-		l.Price, ok2 = number(v["price"])
-		l.Amount, ok3 = number(v["amount"])
-		if l.Item == "" || !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("unexpected row from %s: %v", billQuery, v)
-		}
-		lines = append(lines, l)
-	}
-	if err := res.Err(); err != nil {
-		return nil, queryErr(err)
-	}
-	if len(lines) == 0 {
-		return nil, fmt.Errorf("%s returned no line", billQuery)
-	}
-	sort.Slice(lines, func(i, j int) bool { return lines[i].Line < lines[j].Line })
-	return lines, nil
-}
-
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
-}
-
-// queryErr keeps the client's error on one line.
-func queryErr(err error) error { return errors.New(oneLine(err.Error())) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -513,15 +471,23 @@ func reportUsage() string {
 	var b strings.Builder
 	b.WriteString(`usage: p1logger report [--month YYYY-MM] [--gateway NAME] [--format table|csv|json] [price flags]
 
-Runs the monthly bill (deploy/flux/monthly-bill.flux, embedded) against the
-InfluxDB of P1_INFLUX_URL, P1_INFLUX_TOKEN(_FILE), P1_INFLUX_ORG and
-P1_INFLUX_BUCKET, for a month of P1_TIMEZONE, and prints it. P1_GATEWAYS is
-not needed. Exit status: 0 printed, 1 InfluxDB failed or has no data for the
+Computes the monthly bill of deploy/flux/monthly-bill.flux from the
+p1_energy month points and p1_peak points in the InfluxDB of P1_INFLUX_URL,
+P1_INFLUX_TOKEN(_FILE), P1_INFLUX_ORG and P1_INFLUX_BUCKET, for a month of
+P1_TIMEZONE, and prints it. It reads with Flux or InfluxQL (P1_INFLUX_QUERY,
+default auto), so it works on InfluxDB 1.8, 2.x, Cloud and 3; the bill is
+the same either way. P1_GATEWAYS is not needed. Exit status: 0 printed, 1 InfluxDB failed or has no data for the
 month, 2 bad flag or variable.
 
   --month YYYY-MM    the month to bill (default: last month in P1_TIMEZONE)
   --gateway NAME     one gateway (default: every gateway with data that month)
   --format FORMAT    table (default), csv or json
+  --country CC       the rules of the bill (env P1_REPORT_COUNTRY): be (tariff 1
+                     peak, tariff 2 off-peak, capacity tariff, VAT 6 %), nl
+                     (tariff 1 low/dal, tariff 2 normal, no capacity tariff,
+                     VAT 21 %), lu or other (totals only, at the tariff 1
+                     prices; VAT 8 % in lu); default: the bill of
+                     monthly-bill.flux as its parameters say
   --timeout D        give up after D (default 1m)
 
 Prices and names: each flag below can also be set by its variable; the

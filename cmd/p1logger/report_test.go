@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p1logger/p1logger/deploy/flux"
 	"github.com/p1logger/p1logger/internal/influxtest"
 )
 
@@ -75,6 +76,12 @@ func runReportT(t *testing.T, env []string, args ...string) (code int, stdout, s
 // 1.8. The numbers are worked out by hand; amounts are rounded to cents
 // line by line, half away from zero, as monthly-bill.flux does.
 func TestReport(t *testing.T) {
+	for _, lang := range []string{"flux", "influxql", "auto"} {
+		t.Run(lang, func(t *testing.T) { testReport(t, lang) })
+	}
+}
+
+func testReport(t *testing.T, lang string) {
 	loc := brusselsLoc(t)
 	srv := influxtest.Shared(t)
 	bucket := srv.NewBucket(t)
@@ -86,7 +93,7 @@ func TestReport(t *testing.T) {
 	// No P1_GATEWAYS: the report does not need it. Daemon-only variables
 	// with values the daemon would refuse do not matter either.
 	env := []string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels",
-		"P1_CYCLE=bogus", "P1_HTTP_ADDR=nonsense"}
+		"P1_CYCLE=bogus", "P1_HTTP_ADDR=nonsense", "P1_INFLUX_QUERY=" + lang}
 
 	t.Run("table", func(t *testing.T) {
 		// October 2025, home:
@@ -216,6 +223,73 @@ func TestReport(t *testing.T) {
 	})
 }
 
+// TestReportEqualsFluxFile: the bill p1logger report computes in Go, asked
+// in either language, is line for line the one deploy/flux/monthly-bill.flux
+// computes on the same data, with its default prices and with others.
+func TestReportEqualsFluxFile(t *testing.T) {
+	loc := brusselsLoc(t)
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.WriteLines(ctx, bucket, reportSeed(loc)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		month, gateway string
+		prices         []string
+	}{
+		{"2025-10", "home", nil},
+		{"2025-10", "home", octPrices},
+		{"2025-10", "garage", octPrices},
+		{"2026-03", "garage", []string{"--vat", "0.21", "--vat-on-injection=true", "--capacity-eur-per-kw-year", "0"}},
+	} {
+		start, stop, _, err := reportMonth(c.month, time.Time{}, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := parseReportArgs(c.prices, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := map[string]any{"bucket": bucket, "gateway": c.gateway, "start": start, "stop": stop}
+		for k, v := range opts.params {
+			params[k] = v
+		}
+		src, err := flux.Query(billQuery, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := srv.Flux(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []billLine
+		for _, r := range rows {
+			l := billLine{Line: r["line"].(int64), Item: r["item"].(string), Unit: r["unit"].(string)}
+			l.Quantity, l.Price, l.Amount = r["quantity"].(float64), r["price"].(float64), r["amount"].(float64)
+			want = append(want, l)
+		}
+		if len(want) != 8 {
+			t.Fatalf("%s %s: %s gave %d lines: %v", c.month, c.gateway, billQuery, len(want), rows)
+		}
+		for _, lang := range []string{"flux", "influxql"} {
+			env := []string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels", "P1_INFLUX_QUERY=" + lang}
+			code, out, errs := runReportT(t, env, append([]string{"--month", c.month, "--gateway", c.gateway, "--format", "json"}, c.prices...)...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d: %s", lang, code, errs)
+			}
+			var got reportJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Bills) != 1 || fmt.Sprint(got.Bills[0].Lines) != fmt.Sprint(want) || got.Bills[0].Total != want[7].Amount {
+				t.Errorf("%s %s %v, %s:\nreport %+v\nflux   %+v", c.month, c.gateway, c.prices, lang, got.Bills, want)
+			}
+		}
+	}
+}
+
 func TestReportInfluxUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -312,5 +386,64 @@ func TestReportMonth(t *testing.T) {
 		if got := start.Format(time.RFC3339) + "/" + stop.Format(time.RFC3339); err != nil || got != c.want {
 			t.Errorf("reportMonth(%q, %v): %s %v, want %s", c.month, c.now, got, err, c.want)
 		}
+	}
+}
+
+// TestReportCountry: a Dutch meter gets a Dutch bill (tariff 1 is "dal",
+// low; no capacity tariff; VAT 21 %), a Luxembourg one totals only, in
+// either language; prices are monthly-bill.flux's defaults (0.32, 0.26,
+// 0.04, 0.03 EUR/kWh, 9.50 EUR a month).
+func TestReportCountry(t *testing.T) {
+	loc := brusselsLoc(t)
+	srv := influxtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	at := time.Date(2025, 10, 1, 0, 0, 0, 0, loc).UnixNano()
+	seed := fmt.Sprintf("p1_energy,gateway=thuis,period=month taken_kwh=330.5,taken_t1_kwh=120.5,taken_t2_kwh=210,injected_kwh=75,injected_t1_kwh=30,injected_t2_kwh=45 %d\n", at) +
+		fmt.Sprintf("p1_energy,gateway=doheem,period=month taken_kwh=300,taken_t1_kwh=300,taken_t2_kwh=0,injected_kwh=0,injected_t1_kwh=0,injected_t2_kwh=0 %d\n", at)
+	if err := srv.WriteLines(ctx, bucket, []byte(seed)); err != nil {
+		t.Fatal(err)
+	}
+	type line struct{ item, amount string }
+	for _, tc := range []struct {
+		gateway string
+		env     []string
+		args    []string
+		want    []line
+	}{
+		// taken 120.5 × 0.32 = 38.56, 210 × 0.26 = 54.60; injected 30 ×
+		// 0.04 = 1.20, 45 × 0.03 = 1.35; charges 38.56 + 54.60 + 9.50 =
+		// 102.66; VAT 21 % 21.5586 → 21.56; total 121.67.
+		{"thuis", nil, []string{"--country", "nl"}, []line{
+			{"taken low (dal) (tariff 1)", "38.56"}, {"taken normal (tariff 2)", "54.60"},
+			{"injected low (dal) (tariff 1)", "-1.20"}, {"injected normal (tariff 2)", "-1.35"},
+			{"fixed costs", "9.50"}, {"VAT", "21.56"}, {"total", "121.67"}}},
+		// taken 300 × 0.32 = 96.00; charges 105.50; VAT 8 % 8.44; total 113.94.
+		{"doheem", []string{"P1_REPORT_COUNTRY=lu"}, nil, []line{
+			{"taken", "96.00"}, {"injected", "0.00"}, {"fixed costs", "9.50"}, {"VAT", "8.44"}, {"total", "113.94"}}},
+	} {
+		for _, lang := range []string{"flux", "influxql"} {
+			env := append([]string{"P1_INFLUX_URL=" + srv.URL(), "P1_INFLUX_BUCKET=" + bucket, "P1_TIMEZONE=Europe/Brussels", "P1_INFLUX_QUERY=" + lang}, tc.env...)
+			code, out, errs := runReportT(t, env, append([]string{"--month", "2025-10", "--gateway", tc.gateway, "--format", "json"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("%s %s: exit %d: %s", tc.gateway, lang, code, errs)
+			}
+			var got reportJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			var lines []line
+			for _, l := range got.Bills[0].Lines {
+				lines = append(lines, line{l.Item, money(l.Amount)})
+			}
+			if fmt.Sprint(lines) != fmt.Sprint(tc.want) {
+				t.Errorf("%s %s:\n got %v\nwant %v", tc.gateway, lang, lines, tc.want)
+			}
+		}
+	}
+	code, _, errs := runReportT(t, []string{"P1_INFLUX_URL=" + srv.URL(), "P1_REPORT_COUNTRY=fr"}, "--month", "2025-10")
+	if code != 2 || !strings.Contains(errs, `P1_REPORT_COUNTRY: "fr" is not a country the report knows; want be, nl, lu or other`) {
+		t.Errorf("P1_REPORT_COUNTRY=fr: exit %d, %s", code, errs)
 	}
 }

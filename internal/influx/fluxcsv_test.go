@@ -1,12 +1,59 @@
-package rollup
+package influx
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/influxdata/influxdb-client-go/v2/api"
+
+	"github.com/p1logger/p1logger/rollup"
 )
+
+// clientRows reads a query's annotated CSV with the official client's
+// decoder (FluxRecord), the way the rollup read it before fluxCSV: the
+// reference fluxCSV is held to.
+func clientRows(text string) ([]fluxRow, error) {
+	res := api.NewQueryTableResult(io.NopCloser(strings.NewReader(text)))
+	defer res.Close()
+	var rows []fluxRow
+	for res.Next() {
+		rec := res.Record()
+		r := fluxRow{result: rec.Result(), at: rec.Time(), meas: rec.Measurement(), field: rec.Field()}
+		r.gw, _ = rec.ValueByKey("gateway").(string)
+		r.meter, _ = rec.ValueByKey("meter_id").(string)
+		r.channel, _ = rec.ValueByKey("channel").(string)
+		var ok bool
+		if r.value, ok = clientNumber(rec.Value()); !ok {
+			continue
+		}
+		if r.result == "drops" {
+			if r.v, ok = clientNumber(rec.ValueByKey("v")); !ok {
+				continue
+			}
+		}
+		if n, ok := rec.ValueByKey("run").(int64); ok {
+			r.run = n
+		}
+		rows = append(rows, r)
+	}
+	return rows, res.Err()
+}
+
+func clientNumber(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	}
+	return 0, false
+}
 
 // TestFluxCSV reads annotated CSV shaped like InfluxDB's answers: blocks
 // with their own annotations, the yield's name only in #default, quoted
@@ -48,11 +95,13 @@ func TestFluxCSV(t *testing.T) {
 		}
 		return x
 	}
-	want := []row{
-		{result: "first", gw: `roof, "east"`, meter: "M1", f: fTaken, value: 1234.5, at: at("2026-11-01T00:00:05Z")},
-		{result: "first", gw: "b", f: fInjected, value: 7, at: at("2026-11-01T00:00:05.123456789Z")},
-		{result: "drops", gw: "line\nbreak", meter: "G1", f: fGas, channel: "1", value: -12.5, v: 0.25, at: at("2026-11-02T10:00:00Z")},
-		{result: "runs", gw: "c", f: fTakenT1, value: 42, run: 3, at: at("2026-11-03T00:00:00Z")},
+	want := []fluxRow{
+		{result: "first", meas: "p1", field: "taken_kwh", gw: `roof, "east"`, meter: "M1", value: 1234.5, at: at("2026-11-01T00:00:05Z")},
+		{result: "first", meas: "p1", field: "injected_kwh", gw: "b", value: 7, at: at("2026-11-01T00:00:05.123456789Z")},
+		{result: "first", meas: "p1", field: "power_w", gw: "b", meter: "M2", value: 3, at: at("2026-11-01T00:00:05Z")},
+		{result: "first", meas: "p1_other", field: "taken_kwh", gw: "b", meter: "M2", value: 4, at: at("2026-11-01T00:00:05Z")},
+		{result: "drops", meas: "p1_mbus", field: "value", gw: "line\nbreak", meter: "G1", channel: "1", value: -12.5, v: 0.25, at: at("2026-11-02T10:00:00Z")},
+		{result: "runs", meas: "p1", field: "taken_t1_kwh", gw: "c", value: 42, run: 3, at: at("2026-11-03T00:00:00Z")},
 	}
 	if d := rowDiffs(rows, want); d != "" {
 		t.Fatal(d)
@@ -66,7 +115,7 @@ func TestFluxCSV(t *testing.T) {
 		t.Fatalf("fluxCSV against the client's decoder:\n%s", d)
 	}
 	// A name read again is the same string, not a copy per record.
-	if r2, _ := fc.rows(text); unsafe.StringData(r2[2].gw) != unsafe.StringData(rows[2].gw) {
+	if r2, _ := fc.rows(text); unsafe.StringData(r2[4].gw) != unsafe.StringData(rows[4].gw) {
 		t.Error("a gateway name read twice is two strings")
 	}
 
@@ -87,7 +136,7 @@ func TestFluxCSV(t *testing.T) {
 }
 
 // rowDiffs says how got differs from want, row by row; "" when alike.
-func rowDiffs(got, want []row) string {
+func rowDiffs(got, want []fluxRow) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("%d rows, want %d:\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}
@@ -114,9 +163,9 @@ func recoveryAnswer(n int) string {
 		b.WriteString(",result,table,_start,_stop,_time,_value,_field,_measurement,gateway,meter_id,channel\n")
 		table := 0
 		for g := range n {
-			for f := range numFields {
-				meas, name, ch := "p1", fieldNames[f], ""
-				if f == fGas {
+			for f, name := range append(rollup.P1Fields(), "value") {
+				meas, ch := "p1", ""
+				if name == "value" {
 					meas, name, ch = "p1_mbus", "value", "1"
 				}
 				fmt.Fprintf(&b, ",,%d,2026-11-01T00:00:00Z,2026-11-24T12:00:00Z,2026-11-%02dT10:00:05.123Z,%d.%03d,%s,%s,gw%05d,1SAG%010d,%s\n",

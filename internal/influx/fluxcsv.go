@@ -1,4 +1,4 @@
-package rollup
+package influx
 
 import (
 	"encoding/csv"
@@ -44,10 +44,24 @@ func newFluxCols(header []string) fluxCols {
 	return c
 }
 
-// rows reads text. Records that are not readings of a rollup register (a
-// measurement or field the rollup does not sum, a value that is not a
-// number) are skipped; a malformed CSV or an error block is an error.
-func (fc *fluxCSV) rows(text string) ([]row, error) {
+// fluxRow is one record of a query's answer, with the columns p1logger's
+// queries use.
+type fluxRow struct {
+	result  string // the yield's name
+	meas    string
+	field   string
+	gw      string
+	meter   string
+	channel string // p1_mbus only
+	run     int64  // runs query only
+	at      time.Time
+	value   float64
+	v       float64 // drops: the register after the drop
+}
+
+// rows reads text. Records whose value is not a number are skipped; a
+// malformed CSV or an error block is an error.
+func (fc *fluxCSV) rows(text string) ([]fluxRow, error) {
 	if fc.strs == nil {
 		fc.strs = map[string]string{}
 	}
@@ -55,7 +69,7 @@ func (fc *fluxCSV) rows(text string) ([]row, error) {
 	r.ReuseRecord = true
 	r.FieldsPerRecord = -1
 	var (
-		rows     []row
+		rows     []fluxRow
 		defaults []string
 		cols     fluxCols
 		header   bool // the next non-annotation record is a header
@@ -106,20 +120,8 @@ func (fc *fluxCSV) rows(text string) ([]row, error) {
 			}
 			return nil, errors.New("flux query: " + msg)
 		}
-		x := row{result: fc.str(cell(cols.result)), gw: fc.str(cell(cols.gw)), meter: fc.str(cell(cols.meter))}
-		switch cell(cols.meas) {
-		case "p1":
-			f, ok := p1FieldByName(cell(cols.field))
-			if !ok {
-				continue
-			}
-			x.f = f
-		case "p1_mbus":
-			x.f = fGas
-			x.channel = fc.str(cell(cols.channel))
-		default:
-			continue
-		}
+		x := fluxRow{result: fc.str(cell(cols.result)), meas: fc.str(cell(cols.meas)), field: fc.str(cell(cols.field)),
+			gw: fc.str(cell(cols.gw)), meter: fc.str(cell(cols.meter)), channel: fc.str(cell(cols.channel))}
 		var ok bool
 		if x.value, ok = parseNumber(cell(cols.value)); !ok {
 			continue
