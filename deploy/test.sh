@@ -30,6 +30,12 @@ if command -v docker-compose >/dev/null; then
 else
 	echo "docker-compose not installed: compose files not validated (.ci/run installs it)"
 fi
+echo "== snapshot release: binaries, .deb/.rpm, checksums, systemd unit (deploy/package/test.sh)"
+if command -v nfpm >/dev/null || [ "${CI:-}" = true ]; then
+	./deploy/package/test.sh
+else
+	echo "nfpm not installed: packages not built (.ci/run installs it)"
+fi
 echo "== benchmarks (100 iterations each, correctness only; numbers: README, Performance)"
 go test -short -run '^$' -bench . -benchtime 100x ./... > /tmp/p1logger-bench.$$ 2>&1 || { cat /tmp/p1logger-bench.$$; exit 1; }
 grep -E '^(Benchmark|ok|FAIL)' /tmp/p1logger-bench.$$ || true
