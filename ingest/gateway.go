@@ -51,9 +51,6 @@ func NewGateway(name, addr string) *Gateway {
 	return &Gateway{name: name, addr: addr}
 }
 
-// Name returns the gateway's configured name, its gateway tag.
-func (g *Gateway) Name() string { return g.name }
-
 // Addr returns the host:port the Reader dials.
 func (g *Gateway) Addr() string { return g.addr }
 
