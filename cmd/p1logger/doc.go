@@ -19,7 +19,7 @@
 //	P1_ROLLUP_INTERVAL   1m    p1_energy rollups and p1_gateway health points
 //	P1_IDLE_TIMEOUT      10s   a gateway silent this long is redialled
 //	P1_SPOOL_DIR         durable write buffer for InfluxDB outages; empty: memory only (64 MiB)
-//	P1_SPOOL_MAX_BYTES   128MiB  bound of the spool (about 12 days of one meter at 5 s); 500MB, 2GiB…
+//	P1_SPOOL_MAX_BYTES   128MiB  bound of the spool (about 24 days of one meter at 5 s); 500MB, 2GiB…
 //	P1_HTTP_ADDR         :9188 status page, /healthz, /readyz, /metrics, /api/v1/gateways; empty disables
 //	P1_LOG_LEVEL         info  debug, info, warn, error
 //	P1_LOG_FORMAT        text  text or json
