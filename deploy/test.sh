@@ -24,13 +24,17 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 staticcheck ./...
-echo "== docker-compose config"
+echo "== docker compose: the three situations (deploy/compose/test.sh)"
 if command -v docker-compose >/dev/null; then
-	docker-compose --env-file .env.example config -q
-	docker-compose --env-file .env.example --profile demo config -q
-	echo "docker-compose.yml valid (default and demo profiles)"
+	./deploy/compose/test.sh
 else
-	echo "docker-compose not installed: compose file not validated (.ci/run installs it)"
+	echo "docker-compose not installed: compose files not validated (.ci/run installs it)"
+fi
+echo "== snapshot release: binaries, .deb/.rpm, checksums, systemd unit (deploy/package/test.sh)"
+if command -v nfpm >/dev/null || [ "${CI:-}" = true ]; then
+	./deploy/package/test.sh
+else
+	echo "nfpm not installed: packages not built (.ci/run installs it)"
 fi
 echo "== benchmarks (100 iterations each, correctness only; numbers: README, Performance)"
 go test -short -run '^$' -bench . -benchtime 100x ./... > /tmp/p1logger-bench.$$ 2>&1 || { cat /tmp/p1logger-bench.$$; exit 1; }

@@ -59,9 +59,6 @@ func NewGateway(name string, src Source) *Gateway {
 	return &Gateway{name: name, src: src, addr: src.String()}
 }
 
-// Name returns the gateway's configured name, its gateway tag.
-func (g *Gateway) Name() string { return g.name }
-
 // Addr returns the gateway's address without secrets (Source.String).
 func (g *Gateway) Addr() string { return g.addr }
 

@@ -101,6 +101,3 @@ func (f Field) IsInteger() bool {
 	}
 	return false
 }
-
-// InP1 reports whether the field belongs to the InfluxDB measurement "p1".
-func (f Field) InP1() bool { return int(f) < NumP1Fields }

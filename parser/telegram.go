@@ -172,20 +172,11 @@ func (t *Telegram) Get(f Field) (Decimal, bool) {
 // Has reports whether the telegram carried register f.
 func (t *Telegram) Has(f Field) bool { return int(f) < NumFields && t.set&(1<<f) != 0 }
 
-// Float returns register f as a float64 and whether the telegram carried it.
-func (t *Telegram) Float(f Field) (float64, bool) {
-	d, ok := t.Get(f)
-	return d.Float64(), ok
-}
-
 // Set stores register f, for builders of telegrams such as tests and the simulator.
 func (t *Telegram) Set(f Field, d Decimal) {
 	t.values[f] = d
 	t.set |= 1 << f
 }
-
-// Unset removes register f.
-func (t *Telegram) Unset(f Field) { t.set &^= 1 << f }
 
 // GasMBus returns the first M-Bus device of kind gas that carries a value, or nil.
 func (t *Telegram) GasMBus() *MBus {

@@ -27,6 +27,9 @@ type MeterConfig struct {
 	// negative means none.
 	SolarKWp float64
 	Water    bool // Belgian profiles: a water meter on M-Bus channel 2
+	// StateFile, when set, keeps the registers across restarts: read by
+	// NewMeter, written after every Render (state.go).
+	StateFile string
 }
 
 // Meter is a simulated smart meter. Its registers grow by integrating its
@@ -44,9 +47,10 @@ type Meter struct {
 	gasID, gasHex     string
 	waterID, waterHex string
 
-	started bool
-	last    time.Time // meter time of the last render, whole seconds
-	seq     uint64
+	started  bool
+	stateErr error     // of the last saveState
+	last     time.Time // meter time of the last render, whole seconds
+	seq      uint64
 
 	// Registers in Wh, index 0 for tariff 1; remainders in joules.
 	taken, injected     [2]int64
@@ -104,8 +108,9 @@ func defaultLocation() (*time.Location, error) {
 }
 
 // NewMeter returns a meter that starts counting at its first Render. It fails
-// for an unknown profile or when Europe/Brussels is needed and the system
-// has no time zone database (import time/tzdata in main).
+// for an unknown profile, when Europe/Brussels is needed and the system
+// has no time zone database (import time/tzdata in main), and for a
+// StateFile that cannot be read or is damaged.
 func NewMeter(cfg MeterConfig) (*Meter, error) {
 	if cfg.Profile == "" {
 		cfg.Profile = ProfileBE3
@@ -144,6 +149,11 @@ func NewMeter(cfg MeterConfig) (*Meter, error) {
 	m.identify(serial)
 	m.model.init(m)
 	m.initRegisters()
+	if cfg.StateFile != "" {
+		if err := m.loadState(); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -245,6 +255,10 @@ func (m *Meter) Render(now time.Time) Sent {
 	s.FlipAt = -1
 	s.Frame = m.appendTelegram(make([]byte, 0, 1200), &s.Reading)
 	s.Written = len(s.Frame)
+	if m.cfg.StateFile != "" {
+		// Kept to be reported by whoever renders (Server logs it once).
+		m.stateErr = m.saveState()
+	}
 	return s
 }
 

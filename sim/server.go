@@ -369,6 +369,7 @@ func (s *Server) schedule(ctx context.Context) {
 	defer tick.Stop()
 	f := s.cfg.Faults
 	start := time.Now()
+	stateFailing := false // the meter's state file: logged when it starts failing
 	nextSilence, nextRefuse := start.Add(f.SilenceEvery), start.Add(f.RefuseEvery)
 	for slot := 0; ; slot = (slot + 1) % s.slots {
 		select {
@@ -391,6 +392,12 @@ func (s *Server) schedule(ctx context.Context) {
 			}
 			sent := s.meter.Render(s.cfg.Now())
 			s.shared.Store(&sent)
+			if err := s.meter.stateErr; (err != nil) != stateFailing {
+				stateFailing = err != nil
+				if stateFailing {
+					s.log.Warn("meter state not saved; a restart will go on from the last saved registers", "err", err)
+				}
+			}
 		}
 		s.mu.Lock()
 		for _, c := range s.bySlot[slot] {
@@ -418,6 +425,7 @@ func (s *Server) serve(ctx context.Context, c *conn) {
 	if s.cfg.PerConn {
 		mc := s.cfg.Meter
 		mc.Index += int(c.id - 1)
+		mc.StateFile = "" // one file is one meter's: the shared one
 		var err error
 		if m, err = NewMeter(mc); err != nil { // checked in NewServer; cannot happen
 			s.log.Error("create meter", "err", err)

@@ -395,7 +395,27 @@ func secret(name, val, file string) (string, error) {
 			return "", fmt.Errorf("%s: the token has a control character (0x%02x at byte %d); want the token alone, on one line", where, c, i+1)
 		}
 	}
+	if p, ok := placeholder(val); ok {
+		return "", fmt.Errorf("%s: the token is a placeholder (%s…), not a secret; want the real token (a new one: openssl rand -hex 32)", where, p)
+	}
 	return val, nil
+}
+
+// placeholders are how example files and guides spell "put your token
+// here". A daemon that sent one would be refused by a server that was set
+// up properly, or, worse, accepted by one that was set up with the same
+// example: either way the user meant to replace it.
+var placeholders = []string{"change-me", "changeme", "change_me", "replace-me", "your-token", "<"}
+
+// placeholder reports whether token begins like one of placeholders (case
+// folded), and which.
+func placeholder(token string) (string, bool) {
+	for _, p := range placeholders {
+		if len(token) >= len(p) && strings.EqualFold(token[:len(p)], p) {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // redactURL returns u with the password of its user information, if any,

@@ -266,6 +266,7 @@ func TestConfigTokens(t *testing.T) {
 	twoLines := writeFile(t, "two", secretText+"\n\n")
 	inner := writeFile(t, "inner", "s3c\nret\n")
 	emptyFile := writeFile(t, "empty", "")
+	placeholderFile := writeFile(t, "placeholder", "<your InfluxDB token>\n")
 	for _, tt := range []struct {
 		env             []string
 		influx, httpTok string
@@ -275,6 +276,8 @@ func TestConfigTokens(t *testing.T) {
 		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + lf, "P1_HTTP_TOKEN_FILE=" + crlf}, secretText, secretText},
 		{[]string{gw, "P1_HTTP_TOKEN_FILE=" + bare}, "", secretText},
 		{[]string{gw, "P1_INFLUX_TOKEN=user:pass word"}, "user:pass word", ""},
+		// Only a token that begins like a placeholder is one.
+		{[]string{gw, "P1_INFLUX_TOKEN=a-change-me-b"}, "a-change-me-b", ""},
 	} {
 		cfg, err := loadConfig(tt.env)
 		if err != nil {
@@ -295,6 +298,9 @@ func TestConfigTokens(t *testing.T) {
 		{[]string{gw, "P1_INFLUX_TOKEN=s3c\x00ret"}, `P1_INFLUX_TOKEN: the token has a control character (0x00 at byte 4); want the token alone, on one line`},
 		{[]string{gw, "P1_HTTP_TOKEN=\ts3cret"}, `P1_HTTP_TOKEN: the token has a control character (0x09 at byte 1); want the token alone, on one line`},
 		{[]string{gw, "P1_HTTP_TOKEN=s3cret\x7f"}, `P1_HTTP_TOKEN: the token has a control character (0x7f at byte 7); want the token alone, on one line`},
+		{[]string{gw, "P1_INFLUX_TOKEN=change-me-to-a-long-random-token"}, `P1_INFLUX_TOKEN: the token is a placeholder (change-me…), not a secret; want the real token (a new one: openssl rand -hex 32)`},
+		{[]string{gw, "P1_HTTP_TOKEN=CHANGEME"}, `P1_HTTP_TOKEN: the token is a placeholder (changeme…), not a secret; want the real token (a new one: openssl rand -hex 32)`},
+		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + placeholderFile}, `P1_INFLUX_TOKEN_FILE: "` + placeholderFile + `": the token is a placeholder (<…), not a secret; want the real token (a new one: openssl rand -hex 32)`},
 		{[]string{gw, "P1_INFLUX_TOKEN_FILE=" + twoLines}, `P1_INFLUX_TOKEN_FILE: "` + twoLines + `": the token has a control character (0x0a at byte 7); want the token alone, on one line`},
 		{[]string{gw, "P1_HTTP_TOKEN_FILE=" + inner}, `P1_HTTP_TOKEN_FILE: "` + inner + `": the token has a control character (0x0a at byte 4); want the token alone, on one line`},
 		{[]string{gw, "P1_INFLUX_URL=http//admin:" + secretText + "@influx:8086"}, `P1_INFLUX_URL: "xxxxx@influx:8086" is not an http(s) URL; want e.g. http://localhost:8086`},

@@ -8,19 +8,24 @@
 //
 // The daemon is configured only by environment variables (DESIGN.md):
 //
-//	P1_GATEWAYS          name=host:port[,...]; a bare host:port is named after its host
-//	P1_GATEWAYS_FILE     one name=host:port per line, # comments; combined with P1_GATEWAYS
+//	P1_GATEWAYS          name=ADDRESS[,...]: host:port (TCP), serial://, homewizard(s)://, mqtt(s)://, ws(s)://
+//	P1_GATEWAYS_FILE     one name=ADDRESS per line, # comments; combined with P1_GATEWAYS
+//	P1_KEYS_FILE         name=KEY[,AUTHKEY] per line: keys of encrypted meters (Luxembourg, Austria)
 //	P1_CYCLE             5s    newest telegram of each gateway → one p1 point per cycle
 //	P1_INFLUX_URL        http://localhost:8086
 //	P1_INFLUX_TOKEN      API token (1.8: user:password); or P1_INFLUX_TOKEN_FILE
 //	P1_INFLUX_ORG        organisation (ignored by 1.8)
 //	P1_INFLUX_BUCKET     p1    (1.8: database/retention-policy)
+//	P1_INFLUX_QUERY      auto  flux, influxql or auto (detected; InfluxQL on InfluxDB 3)
 //	P1_TIMEZONE          IANA zone for day and month boundaries; default the host's
 //	P1_ROLLUP_INTERVAL   1m    p1_energy rollups and p1_gateway health points
 //	P1_IDLE_TIMEOUT      10s   a gateway silent this long is redialled
-//	P1_SPOOL_DIR         durable write buffer for InfluxDB outages; empty: memory only (64 MiB)
-//	P1_SPOOL_MAX_BYTES   128MiB  bound of the spool (about 12 days of one meter at 5 s); 500MB, 2GiB…
+//	P1_SPOOL_DIR         durable write buffer for InfluxDB outages and the rollup's state; empty: memory only
+//	P1_SPOOL_MAX_AGE     24h   outage the write buffer is sized to hold (within half the free disk, 1/8 of memory)
+//	P1_SPOOL_MAX_BYTES   derived  bound of the spool instead of the size derived from P1_SPOOL_MAX_AGE; 500MB, 2GiB…
+//	P1_COUNTRY           auto  tariff names and bill rules: auto (from the telegrams) or be, nl, lu…
 //	P1_HTTP_ADDR         :9188 status page, /healthz, /readyz, /metrics, /api/v1/gateways; empty disables
+//	P1_HTTP_TOKEN        every HTTP path but /healthz needs it (bearer or basic auth); or P1_HTTP_TOKEN_FILE
 //	P1_LOG_LEVEL         info  debug, info, warn, error
 //	P1_LOG_FORMAT        text  text or json
 //

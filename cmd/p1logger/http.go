@@ -243,6 +243,13 @@ func (s *status) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", h, ws.Latency.Count, h, fmtFloat(ws.Latency.Sum), h, ws.Latency.Count)
 
+	// go_*, process_* and p1logger_build_info (metrics_runtime.go). A
+	// collector that fails (no /proc) leaves its families out; the rest of
+	// the page is still worth scraping.
+	if err := writeRuntimeMetrics(&b, runtimeMetrics()); err != nil {
+		fmt.Fprintf(&b, "# %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write(b.Bytes())
 }

@@ -19,6 +19,7 @@ const usage = `usage: p1logger              run the daemon (configured by P1_* e
        p1logger capture ADDRESS ...  save a gateway's raw bytes to a file (p1logger capture -h)
        p1logger report ...   print a month's electricity bill from InfluxDB (p1logger report -h)
        p1logger healthcheck  exit 0 if the running daemon's /healthz answers 200
+       p1logger version      print the version and VCS revision (also --version)
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)) }
@@ -37,6 +38,8 @@ func run(args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			return runReport(args[1:], environ, stdout, stderr)
 		case "healthcheck":
 			return runHealthcheck(args[1:], environ, stdout, stderr)
+		case "version", "--version", "-version":
+			return runVersion(args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return 0

@@ -104,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&c.Meter.Seed, "seed", 1, "random seed: the same seed gives the same meters")
 	fs.StringVar(&c.Meter.Name, "name", "p1sim", "meter name, from which the equipment ids are derived")
 	fs.BoolVar(&c.Meter.Water, "water", false, "Belgian profiles: add a water meter on M-Bus channel 2")
+	fs.StringVar(&c.Meter.StateFile, "state", "", "`file` that keeps the registers across restarts (read at start, written after every telegram); default none")
 	fs.Float64Var(&c.Meter.SolarKWp, "solar-kwp", 0, "solar panel peak power in kW; 0 lets the seed decide, negative for none")
 	fs.Float64Var(&o.speed, "speed", 1, "how many times faster than real time the meter clock runs")
 	fs.StringVar(&o.start, "start", "", "meter clock start `time`, as 2006-01-02T15:04:05 in -tz (default now)")
