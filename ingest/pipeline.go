@@ -30,11 +30,22 @@ const maxPooledFrame = 8 << 10
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// send copies tok into a pooled buffer and hands it to the parsers. It
-// waits while the channel is full: the parsers drain it until Readers.Run
-// closes it, which it does only once every Reader returned, so the wait
-// always ends; meanwhile the kernel's socket buffer holds what arrives.
-func (r *Reader) send(tok []byte, at time.Time) {
+// send copies tok into a pooled buffer and hands it to the parsers,
+// stamped with the time it is sent. It waits while the channel is full: the
+// parsers drain it until Readers.Run closes it, which it does only once
+// every Reader returned, so the wait always ends; meanwhile the kernel's
+// socket buffer holds what arrives.
+//
+// The stamp is the point's time, so no two frames of a gateway may share
+// one: two telegrams of one read, the first taken by a cycle and the second
+// by the next, would be two points at one instant, which InfluxDB keeps as
+// one. Each stamp is therefore later than the one before, if only by 1 ns.
+func (r *Reader) send(tok []byte) {
+	at := r.cfg.Now()
+	if !at.After(r.lastSent) {
+		at = r.lastSent.Add(time.Nanosecond)
+	}
+	r.lastSent = at
 	bp := framePool.Get().(*[]byte)
 	*bp = append((*bp)[:0], tok...)
 	r.seq++

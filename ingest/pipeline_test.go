@@ -92,3 +92,34 @@ func TestReadersNewestManyParsers(t *testing.T) {
 		}
 	}
 }
+
+// TestSendStamps: frames of one read get distinct, growing stamps, even
+// from a clock that does not move: a stamp is a point's time, and two
+// points of one gateway at one instant are one point in InfluxDB (a cycle
+// that took the first and the next that took the second would lose one).
+func TestSendStamps(t *testing.T) {
+	at := time.Date(2026, 3, 14, 18, 45, 0, 0, brussels)
+	cfg := ReaderConfig{Location: brussels, Logger: discardLogger(), Now: func() time.Time { return at }}
+	cfg.setDefaults()
+	ch := make(chan frame, 4)
+	r := newReader(tcpGateway("g", "x:1"), &cfg, ch)
+	two := append(belgian(1, at), belgian(2, at)...)
+	if n := r.frames(two, false); n != 2 {
+		t.Fatalf("%d frames sent, want 2", n)
+	}
+	r.frames(belgian(3, at), false)
+	var stamps []time.Time
+	for range 3 {
+		f := <-ch
+		stamps = append(stamps, f.at)
+		putFrame(f.buf)
+	}
+	for i := 1; i < len(stamps); i++ {
+		if !stamps[i].After(stamps[i-1]) {
+			t.Errorf("stamps %v: frame %d not after the one before", stamps, i)
+		}
+	}
+	if !stamps[0].Equal(at) {
+		t.Errorf("first stamp %v, want the clock's %v", stamps[0], at)
+	}
+}

@@ -23,8 +23,9 @@ import (
 // Source is how a Reader reaches its gateway: Open returns a connection
 // that delivers the meter's raw bytes and honours read deadlines (see
 // source.Conn), String the address without secrets, Kind the kind's name.
-// Every kind in package source satisfies it; nothing in ingest knows which
-// one a gateway uses, but for the syscall.Conn a TCP socket also is.
+// Every kind in package source satisfies it. Nothing in ingest knows which
+// kind a gateway uses; the Reader only checks whether the Conn is also a
+// syscall.Conn (a TCP socket), to wait for bytes without holding a buffer.
 type Source interface {
 	Open(ctx context.Context) (source.Conn, error)
 	String() string
@@ -116,16 +117,17 @@ func (c *ReaderConfig) setDefaults() {
 // gateway is the slot, the bytes of a telegram that arrived in pieces, and
 // the goroutine's stack.
 type Reader struct {
-	g       *Gateway
-	cfg     *ReaderConfig // shared by all Readers
-	out     chan<- frame  // to the parsers; closed by Readers.Run, never here
-	sp      parser.Splitter
-	pend    []byte    // the start of a telegram whose end has not arrived yet
-	dial    rateLimit // repeated dial failures
-	budget  telegramBudget
-	held    []byte // the newest telegram framed beyond the budget, not parsed yet
-	holding bool   // held is set
-	seq     uint64 // frames sent; numbers them, so that the slot keeps the newest
+	g        *Gateway
+	cfg      *ReaderConfig // shared by all Readers
+	out      chan<- frame  // to the parsers; closed by Readers.Run, never here
+	sp       parser.Splitter
+	pend     []byte    // the start of a telegram whose end has not arrived yet
+	dial     rateLimit // repeated dial failures
+	budget   telegramBudget
+	held     []byte    // the newest telegram framed beyond the budget, not parsed yet
+	holding  bool      // held is set
+	seq      uint64    // frames sent; numbers them, so that the slot keeps the newest
+	lastSent time.Time // the stamp of the last frame sent (send)
 
 	failedDials int   // dials failed in a row
 	base        int64 // the gateway's accepted telegrams when this connection opened
@@ -464,7 +466,7 @@ func (r *Reader) frames(data []byte, atEOF bool) int {
 			continue
 		}
 		r.dropHeld()
-		r.send(tok, now)
+		r.send(tok)
 		sent++
 	}
 	if d := r.sp.Skipped - skipped; d > 0 {
@@ -551,7 +553,7 @@ func (r *Reader) flushHeld(now time.Time, force bool) int {
 	if !r.holding || (!r.budget.take(now, r.cfg.MaxTelegramRate) && !force) {
 		return 0
 	}
-	r.send(r.held, now)
+	r.send(r.held)
 	r.releaseHeld()
 	return 1
 }

@@ -148,16 +148,15 @@ func BenchmarkHandle(b *testing.B) {
 	ch := make(chan frame, 1)
 	r := newReader(g, &cfg, ch)
 	p := parsePool{cfg: &cfg}
-	now := time.Now()
 	for range 2 {
-		r.send(tg, now)
+		r.send(tg)
 		p.parse(<-ch)
 	}
 	b.SetBytes(int64(len(tg)))
 	b.ReportAllocs()
 	n := g.Stats().Telegrams
 	for b.Loop() {
-		r.send(tg, now)
+		r.send(tg)
 		p.parse(<-ch)
 	}
 	if g.Stats().Telegrams-n != int64(b.N) {

@@ -297,11 +297,15 @@ func (s *Serial) try(ctx context.Context, p serial.Port, m SerialMode) ([]byte, 
 		bad       int
 	)
 	buf := make([]byte, 2048)
-	for time.Now().Before(end) {
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil, false, nil
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
-		if err := p.SetReadTimeout(min(100*time.Millisecond, time.Until(end))); err != nil {
+		if err := p.SetReadTimeout(min(100*time.Millisecond, left)); err != nil {
 			return nil, false, err
 		}
 		n, err := p.Read(buf)
@@ -325,7 +329,6 @@ func (s *Serial) try(ctx context.Context, p serial.Port, m SerialMode) ([]byte, 
 			return nil, false, nil
 		}
 	}
-	return nil, false, nil
 }
 
 // frameCheck frames b from off on and reports whether a good telegram is
