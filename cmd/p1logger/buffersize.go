@@ -11,7 +11,7 @@ import (
 	"github.com/p1logger/p1logger/ingest/spool"
 )
 
-// Bounds of the sized write buffer (README: "Outages and the write buffer").
+// Bounds of the sized write buffer (README: "How long an outage it holds").
 const (
 	// minDiskBytes is the spool's smallest derived size: what a few meters
 	// need for weeks costs nothing on any disk.
