@@ -125,7 +125,7 @@ Latest readings (Flux):
   curl -s $influx/api/v2/query -H 'Content-Type: application/vnd.flux' \\
     -d 'from(bucket:"p1/autogen") |> range(start:-1m) |> filter(fn:(r) => r._measurement == "p1") |> last()'
 Decode raw telegrams from a gateway:
-  nc 127.0.0.1 $GW1_PORT | $state/bin/p1logger decode
+  $state/bin/p1logger capture 127.0.0.1:$GW1_PORT -n 3 | $state/bin/p1logger decode
 MSG
 
 if ! $check; then
