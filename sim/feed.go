@@ -44,13 +44,6 @@ func newFeed(cfg FeedConfig) (*feed, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Meter.Loc == nil {
-		loc, err := defaultLocation()
-		if err != nil {
-			return nil, fmt.Errorf("sim: default meter location: %w", err)
-		}
-		cfg.Meter.Loc = loc
-	}
 	m, err := NewMeter(cfg.Meter)
 	if err != nil {
 		return nil, err

@@ -132,13 +132,6 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Meter.Loc == nil {
-		loc, err := defaultLocation()
-		if err != nil {
-			return nil, fmt.Errorf("sim: default meter location: %w", err)
-		}
-		cfg.Meter.Loc = loc
-	}
 	// Build the meter now: it validates the meter configuration, and
 	// broadcast mode needs it anyway.
 	m, err := NewMeter(cfg.Meter)
