@@ -50,18 +50,30 @@ func startSim(t *testing.T, name string, interval time.Duration, faults sim.Faul
 		t.Fatal(err)
 	}
 	g.srv = srv
+	runSim(t, srv)
+	return g
+}
+
+// runSim runs srv until the test ends, or until the returned stop is
+// called, which waits up to 10 s for it to stop.
+func runSim(t *testing.T, srv *sim.Server) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("sim server did not stop")
-		}
-	})
-	return g
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("sim server did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func (g *simGateway) addr() string { return g.srv.Addr().String() }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,17 +86,7 @@ func startEncryptedSim(t *testing.T, name, keyHex string, tamperEvery int) *encr
 		t.Fatal(err)
 	}
 	g.srv = srv
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("sim server did not stop")
-		}
-	})
+	runSim(t, srv)
 	return g
 }
 

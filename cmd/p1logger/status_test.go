@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,22 +38,7 @@ func startStoppableSim(t *testing.T, name string, profile sim.Profile, interval 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Error("sim server did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return srv.Addr().String(), stop
+	return srv.Addr().String(), runSim(t, srv)
 }
 
 // apiLive fetches /api/v1/status.
